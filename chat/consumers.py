@@ -1,0 +1,138 @@
+"""The customer's websocket: `ws/chat/<conversation_id>/`.
+
+Frames are JSON objects with a `type`. The client speaks first:
+  {"type": "hello", "secret": "...", "last_seq": 0}       prove ownership; replay messages after last_seq
+  {"type": "message", "content": "...", "client_id": "..."} a customer message (client_id makes resends safe)
+  {"type": "ping"}
+The server answers with `ready`, `ack`, `message`, `delta`, `done`, `pong` and `error` frames
+({"type": "error", "code": "...", "message": "..."}). A bad frame gets an error frame and the socket stays open;
+failing to prove ownership gets an error frame, then a close with one of the codes below.
+"""
+
+import asyncio
+import json
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from chat import selectors, services
+from chat.serializers import conversation_to_dict, message_to_dict
+
+logger = logging.getLogger(__name__)
+
+CLOSE_HELLO_REQUIRED = 4401  # no hello (with a secret) first, or not within CHAT_HELLO_TIMEOUT
+CLOSE_ACCESS_DENIED = 4403  # wrong secret or unknown conversation
+
+
+class CustomerConsumer(AsyncWebsocketConsumer):
+    """Relays one customer's frames to chat services and the conversation's events back to the customer."""
+
+    conversation = None
+    hello_timer: asyncio.Task | None = None
+
+    async def connect(self) -> None:
+        await self.accept()
+        self.hello_timer = asyncio.get_running_loop().create_task(self._close_without_hello())
+
+    async def disconnect(self, code: int) -> None:
+        if self.hello_timer is not None:
+            self.hello_timer.cancel()
+        if self.conversation is not None:
+            await self.channel_layer.group_discard(self.conversation.group_name, self.channel_name)
+
+    async def _close_without_hello(self) -> None:
+        await asyncio.sleep(settings.CHAT_HELLO_TIMEOUT)
+        if self.conversation is None:
+            await self._refuse(CLOSE_HELLO_REQUIRED, "hello_timeout", "Send a hello frame with the secret first.")
+
+    async def _refuse(self, close_code: int, code: str, message: str) -> None:
+        await self.send_error(code, message)
+        await self.close(code=close_code)
+
+    async def send_json(self, data: dict) -> None:
+        await self.send(text_data=json.dumps(data, ensure_ascii=False))
+
+    async def send_error(self, code: str, message: str) -> None:
+        await self.send_json({"type": "error", "code": code, "message": message})
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None:
+            return await self.send_error("invalid_frame", "Frames must be JSON text, not binary.")
+        # Reject oversized frames before parsing them; the content limit itself is checked by the service.
+        if len(text_data) > settings.CHAT_MAX_MESSAGE_CHARS * 6 + 1024:
+            return await self.send_error("frame_too_large", "The frame is too large.")
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            return await self.send_error("invalid_json", "The frame is not valid JSON.")
+        if not isinstance(frame, dict):
+            return await self.send_error("invalid_frame", "A frame must be a JSON object with a type.")
+        kind = frame.get("type")
+        if kind == "hello":
+            return await self.receive_hello(frame)
+        if kind == "ping":
+            return await self.send_json({"type": "pong"})
+        if kind == "message":
+            if self.conversation is None:
+                return await self._refuse(CLOSE_HELLO_REQUIRED, "hello_required", "Send a hello frame first.")
+            return await self.receive_message(frame)
+        await self.send_error("unknown_type", f"Unknown frame type {str(kind)[:40]!r}.")
+
+    async def receive_hello(self, frame: dict) -> None:
+        if self.conversation is not None:
+            return await self.send_error("already_authenticated", "This socket already said hello.")
+        secret = frame.get("secret")
+        if not isinstance(secret, str) or not secret:
+            return await self._refuse(CLOSE_HELLO_REQUIRED, "secret_required", "The hello frame needs the secret.")
+        try:
+            conversation = await database_sync_to_async(selectors.conversation_get_for_customer)(
+                conversation_id=self.scope["url_route"]["kwargs"]["conversation_id"], secret=secret
+            )
+        except selectors.ConversationAccessDenied:
+            return await self._refuse(
+                CLOSE_ACCESS_DENIED, "access_denied", "Unknown conversation or wrong conversation secret."
+            )
+        last_seq = frame.get("last_seq", 0)
+        if not isinstance(last_seq, int) or isinstance(last_seq, bool) or last_seq < 0:
+            last_seq = 0
+        self.conversation = conversation
+        self.hello_timer.cancel()
+        # Join the group before reading the backlog, so nothing falls between the two; the client drops
+        # anything it sees twice by sequence number.
+        await self.channel_layer.group_add(conversation.group_name, self.channel_name)
+        missed = await database_sync_to_async(selectors.messages_visible_to_customer)(
+            conversation=conversation, after_seq=last_seq
+        )
+        await self.send_json({"type": "ready", "conversation": conversation_to_dict(conversation)})
+        for message in missed:
+            await self.send_json({"type": "message", "message": message_to_dict(message)})
+
+    async def receive_message(self, frame: dict) -> None:
+        client_id = frame.get("client_id", "")
+        try:
+            message, _created = await database_sync_to_async(services.message_post_customer)(
+                conversation_id=self.conversation.id, content=frame.get("content"), client_id=client_id
+            )
+        except services.MessageRejected as exc:
+            return await self.send_error(exc.code, str(exc))
+        await self.send_json({"type": "ack", "client_id": message.client_id, "seq": message.seq})
+
+    # Channel-layer events sent by chat services to the conversation's group.
+
+    async def chat_message(self, event: dict) -> None:
+        await self.send_json({"type": "message", "message": event["message"]})
+
+    async def chat_delta(self, event: dict) -> None:
+        await self.send_json({"type": "delta", "seq": event["seq"], "text": event["text"]})
+
+    async def chat_done(self, event: dict) -> None:
+        await self.send_json({"type": "done", "message": event["message"]})
+
+
+class UnknownRouteConsumer(AsyncWebsocketConsumer):
+    """Any other `ws/` path: the handshake is refused (HTTP 403) instead of the router raising a server error."""
+
+    async def connect(self) -> None:
+        await self.close()

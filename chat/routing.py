@@ -1,0 +1,8 @@
+from django.urls import path, re_path
+
+from chat.consumers import CustomerConsumer, UnknownRouteConsumer
+
+websocket_urlpatterns = [
+    path("ws/chat/<uuid:conversation_id>/", CustomerConsumer.as_asgi()),
+    re_path(r"^ws/", UnknownRouteConsumer.as_asgi()),
+]

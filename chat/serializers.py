@@ -1,0 +1,34 @@
+"""Plain-dict shapes of chat objects as clients see them (websocket frames, JSON views)."""
+
+from chat.models import Conversation, Message
+
+
+def message_to_dict(message: Message) -> dict:
+    """A message as the customer sees it. Never used for private notes."""
+    data = {
+        "seq": message.seq,
+        "role": message.role,
+        "content": message.content,
+        "state": message.state,
+        "created_at": message.created_at.isoformat(),
+    }
+    if message.client_id:
+        data["client_id"] = message.client_id
+    if message.role == Message.Role.BOT and message.state != Message.State.STREAMING:
+        data["stats"] = {
+            "prompt_tokens": message.prompt_tokens,
+            "completion_tokens": message.completion_tokens,
+            "ttft_ms": message.ttft_ms,
+            "tokens_per_s": message.tokens_per_s,
+        }
+    return data
+
+
+def conversation_to_dict(conversation: Conversation) -> dict:
+    """A conversation as its customer sees it."""
+    return {
+        "id": str(conversation.id),
+        "status": conversation.status,
+        "language": conversation.language,
+        "last_seq": conversation.last_seq,
+    }

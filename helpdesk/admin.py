@@ -1,0 +1,11 @@
+from django.contrib import admin
+
+from helpdesk.models import Ticket
+
+
+@admin.register(Ticket)
+class TicketAdmin(admin.ModelAdmin):
+    list_display = ("id", "subject", "status", "priority", "assignee", "created_at")
+    list_filter = ("status", "priority")
+    search_fields = ("subject",)
+    raw_id_fields = ("conversation",)

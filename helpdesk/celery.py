@@ -1,0 +1,15 @@
+"""The Celery app. Run workers with the threads pool: `celery -A helpdesk worker -P threads -c 8`.
+
+The threads pool shares one engine per worker process across many generations (vLLM batches them);
+prefork would load one engine per child.
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "helpdesk.settings")
+
+app = Celery("helpdesk")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

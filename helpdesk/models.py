@@ -1,0 +1,39 @@
+"""The staff side's records. Tickets track conversations that need a person (the handoff issue fills them)."""
+
+from django.conf import settings
+from django.db import models
+
+
+class Ticket(models.Model):
+    """A unit of work for the support team, usually about one conversation."""
+
+    class Status(models.TextChoices):
+        NEW = "new", "New"
+        OPEN = "open", "Open"
+        PENDING = "pending", "Pending"
+        RESOLVED = "resolved", "Resolved"
+        CLOSED = "closed", "Closed"
+
+    class Priority(models.IntegerChoices):
+        LOW = 1, "Low"
+        NORMAL = 2, "Normal"
+        HIGH = 3, "High"
+        URGENT = 4, "Urgent"
+
+    conversation = models.OneToOneField(
+        "chat.Conversation", null=True, blank=True, on_delete=models.SET_NULL, related_name="ticket"
+    )
+    subject = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW, db_index=True)
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL, db_index=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-priority", "created_at"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.subject}"

@@ -1,0 +1,42 @@
+"""The one interface every inference engine implements."""
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+
+from inference.types import ChatTurn, Delta, Health, SamplingParams
+
+
+class EngineError(Exception):
+    """The engine could not produce (the rest of) a reply."""
+
+
+class Engine(ABC):
+    """A chat model that streams replies. Implementations must be safe to call from many threads at once."""
+
+    #: Short name shown in logs, metrics and stored with each message.
+    name: str = "engine"
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings) -> "Engine":
+        """Build the engine from Django settings."""
+
+    @abstractmethod
+    def stream(self, turns: Sequence[ChatTurn], params: SamplingParams) -> Iterator[Delta]:
+        """Yield the reply as deltas; the last delta carries finish_reason and token counts. Raises EngineError."""
+
+    @abstractmethod
+    def count_tokens(self, turns: Sequence[ChatTurn]) -> int:
+        """Number of prompt tokens these turns take, with the engine's own tokenizer and chat template."""
+
+    @abstractmethod
+    def health(self) -> Health:
+        """Whether the engine is ready to serve."""
+
+    @property
+    @abstractmethod
+    def max_model_len(self) -> int:
+        """The context window in tokens."""
+
+    def close(self) -> None:
+        """Release the engine's resources."""

@@ -1,0 +1,65 @@
+"""The system prompt and the context window: what the model is told, trimmed to fit its token budget."""
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from inference.engines.base import Engine, EngineError
+from inference.types import ChatTurn
+
+DEFAULT_SYSTEM_PROMPT = """You are the customer-service assistant of {{company_name}}.
+Answer in {{language}}, politely and concisely, in about 150 characters.
+If you need information to help (an order number, an email address), ask for it.
+Never invent facts, prices, dates or policies; if you are not sure, say "I can't confirm that yet".
+If you cannot help, offer to connect the customer with a human agent.
+The current time is {{current_time}}. The customer is in {{user_region}}."""
+
+PROMPT_VARIABLES = ("company_name", "current_time", "user_region", "language")
+_VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+class PromptError(ValueError):
+    """A prompt template that cannot be rendered."""
+
+
+def prompt_variables_check(template: str) -> None:
+    """Raise PromptError naming any `{{variable}}` the template uses that is not one of PROMPT_VARIABLES."""
+    unknown = sorted({name for name in _VARIABLE.findall(template) if name not in PROMPT_VARIABLES})
+    if unknown:
+        raise PromptError(f"unknown prompt variables: {', '.join(unknown)}; known: {', '.join(PROMPT_VARIABLES)}")
+
+
+def system_prompt_render(template: str, variables: Mapping[str, str], *, now: datetime | None = None) -> str:
+    """Fill `{{variable}}` placeholders; `current_time` defaults to now."""
+    prompt_variables_check(template)
+    values = {"current_time": (now or datetime.now().astimezone()).strftime("%Y-%m-%d %H:%M %Z"), **variables}
+    return _VARIABLE.sub(lambda m: str(values.get(m.group(1), "")) or "unknown", template)
+
+
+def context_fit(
+    engine: Engine, system_prompt: str, history: Sequence[ChatTurn], *, reserve_tokens: int
+) -> list[ChatTurn]:
+    """The system prompt plus as many of the newest turns as fit the model's window with `reserve_tokens` left.
+
+    The oldest turns go first. The system prompt and the newest turn are never dropped; if even they do not fit,
+    that is an EngineError rather than a silently truncated question.
+    """
+    if not history:
+        raise EngineError("nothing to answer: the conversation has no turns")
+    budget = engine.max_model_len - reserve_tokens
+    system = ChatTurn("system", system_prompt)
+    # Binary search for the longest suffix of history that fits: O(log n) tokenizations, not O(n).
+    lo, hi = 1, len(history)
+    if engine.count_tokens([system, history[-1]]) > budget:
+        raise EngineError(f"the newest message alone exceeds the {budget}-token prompt budget")
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if engine.count_tokens([system, *history[-mid:]]) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    turns = list(history[-lo:])
+    # Chat templates expect the conversation to start with a user turn after the system prompt.
+    while len(turns) > 1 and turns[0].role != "user":
+        turns.pop(0)
+    return [system, *turns]

@@ -1,0 +1,146 @@
+// The customer chat page: opens (or resumes) a conversation, streams bot replies, survives reconnects.
+// Text is only ever inserted with textContent, never as HTML.
+(function () {
+  "use strict";
+
+  const STORE_KEY = "helpdesk.conversation";
+  const log = document.getElementById("chat-log");
+  const form = document.getElementById("chat-form");
+  const input = document.getElementById("chat-input");
+  const statusEl = document.getElementById("chat-status");
+  const typingEl = document.getElementById("chat-typing");
+  const errorEl = document.getElementById("chat-error");
+
+  let conv = loadConversation();      // {id, secret, lastSeq}
+  let socket = null;
+  let ready = false;
+  let retry = 0;
+  const rendered = new Map();         // seq -> {li, body}
+  const outbox = new Map();           // client_id -> content, until acknowledged
+
+  function loadConversation() {
+    try { return JSON.parse(localStorage.getItem(STORE_KEY)); } catch (e) { return null; }
+  }
+  function saveConversation() { localStorage.setItem(STORE_KEY, JSON.stringify(conv)); }
+
+  function csrfToken() {
+    const m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
+
+  async function startConversation() {
+    const resp = await fetch("/chat/conversations", {
+      method: "POST",
+      headers: {"Content-Type": "application/json", "X-CSRFToken": csrfToken()},
+      credentials: "same-origin",
+      body: JSON.stringify({
+        language: navigator.language || "en",
+        region: Intl.DateTimeFormat().resolvedOptions().timeZone || "",
+      }),
+    });
+    if (!resp.ok) throw new Error("could not start a conversation (" + resp.status + ")");
+    const data = await resp.json();
+    conv = {id: data.id, secret: data.secret, lastSeq: 0};
+    saveConversation();
+  }
+
+  function setStatus(text) { statusEl.textContent = text; }
+  function showError(text) { errorEl.textContent = text; errorEl.hidden = !text; }
+  function setTyping(on) { typingEl.hidden = !on; }
+
+  function render(message) {
+    let item = rendered.get(message.seq);
+    if (!item) {
+      const li = document.createElement("li");
+      const body = document.createElement("span");
+      li.appendChild(body);
+      item = {li, body};
+      rendered.set(message.seq, item);
+      // Keep the log in sequence order even when a replay and a live event cross.
+      const after = [...log.children].find((el) => Number(el.dataset.seq) > message.seq);
+      li.dataset.seq = message.seq;
+      log.insertBefore(li, after || null);
+    }
+    item.li.className = "msg msg--" + message.role + " msg--" + message.state;
+    item.body.textContent = message.content;
+    item.li.querySelectorAll(".msg__note").forEach((el) => el.remove());
+    if (message.state === "failed") {
+      const note = document.createElement("small");
+      note.className = "msg__note";
+      note.textContent = "The assistant could not finish this reply. Please try again, or ask for a person.";
+      item.li.appendChild(note);
+    }
+    if (message.client_id) outbox.delete(message.client_id);
+    if (message.seq > conv.lastSeq && message.state !== "streaming") {
+      conv.lastSeq = message.seq;
+      saveConversation();
+    }
+    setTyping([...log.querySelectorAll(".msg--streaming")].length > 0);
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function appendDelta(seq, text) {
+    const item = rendered.get(seq);
+    if (!item) return;  // the done frame will bring the whole text
+    item.body.textContent += text;
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function send(frame) { socket.send(JSON.stringify(frame)); }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + location.host + "/ws/chat/" + conv.id + "/");
+    socket.onopen = () => send({type: "hello", secret: conv.secret, last_seq: conv.lastSeq});
+    socket.onmessage = (ev) => {
+      const frame = JSON.parse(ev.data);
+      switch (frame.type) {
+        case "ready":
+          ready = true; retry = 0; setStatus("Online"); showError("");
+          for (const [clientId, content] of outbox) send({type: "message", content, client_id: clientId});
+          break;
+        case "message": case "done": render(frame.message); break;
+        case "delta": appendDelta(frame.seq, frame.text); break;
+        case "ack": outbox.delete(frame.client_id); break;
+        case "error":
+          if (frame.code === "access_denied") { localStorage.removeItem(STORE_KEY); conv = null; }
+          showError(frame.message);
+          break;
+      }
+    };
+    socket.onclose = () => {
+      ready = false;
+      setTyping(false);
+      setStatus("Reconnecting…");
+      const delay = Math.min(10000, 500 * 2 ** retry++) * (0.75 + Math.random() / 2);
+      setTimeout(boot, delay);
+    };
+  }
+
+  async function boot() {
+    try {
+      if (!conv) await startConversation();
+      connect();
+    } catch (e) {
+      setStatus("Offline");
+      showError(e.message);
+      setTimeout(boot, Math.min(10000, 500 * 2 ** retry++));
+    }
+  }
+
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const content = input.value.trim();
+    if (!content) return;
+    const clientId = crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random();
+    outbox.set(clientId, content);
+    if (ready) send({type: "message", content, client_id: clientId});
+    input.value = "";
+    input.focus();
+  });
+  input.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); form.requestSubmit(); }
+  });
+
+  boot();
+})();
