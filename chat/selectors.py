@@ -4,6 +4,8 @@ import hashlib
 import hmac
 import uuid
 
+from django.core.exceptions import ValidationError
+
 from chat.models import Conversation, Message
 
 
@@ -19,7 +21,7 @@ def conversation_get_for_customer(*, conversation_id: str | uuid.UUID, secret: s
     """The conversation whose secret this is; raises ConversationAccessDenied otherwise."""
     try:
         conversation = Conversation.objects.get(pk=conversation_id)
-    except (Conversation.DoesNotExist, ValueError, TypeError) as exc:
+    except (Conversation.DoesNotExist, ValidationError, ValueError, TypeError) as exc:
         raise ConversationAccessDenied from exc
     if not isinstance(secret, str) or not hmac.compare_digest(conversation.secret_hash, secret_hash(secret)):
         raise ConversationAccessDenied

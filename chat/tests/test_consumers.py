@@ -1,0 +1,215 @@
+"""The customer websocket, driven in-process with channels' WebsocketCommunicator over the Redis channel layer."""
+
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from chat import services
+from chat.consumers import CLOSE_ACCESS_DENIED, CLOSE_HELLO_REQUIRED
+from chat.models import Message
+from helpdesk.asgi import application
+from inference.engines import EngineError
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ORIGIN = [(b"origin", b"http://127.0.0.1:8000")]
+
+
+async def open_socket(conversation_id, headers=ORIGIN) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application, f"/ws/chat/{conversation_id}/", headers=headers)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def hello(conversation_id, secret, last_seq=0) -> tuple[WebsocketCommunicator, list[dict]]:
+    """Open a socket, say hello, and return it with the frames up to and including `ready` plus the replay."""
+    communicator = await open_socket(conversation_id)
+    await communicator.send_json_to({"type": "hello", "secret": secret, "last_seq": last_seq})
+    frames = [await communicator.receive_json_from()]
+    assert frames[0]["type"] == "ready", frames
+    while not await communicator.receive_nothing(0.2):
+        frames.append(await communicator.receive_json_from())
+    return communicator, frames
+
+
+async def receive_until(communicator, frame_type: str, timeout: float = 10) -> list[dict]:
+    frames = []
+    while True:
+        frame = await communicator.receive_json_from(timeout)
+        frames.append(frame)
+        if frame["type"] == frame_type:
+            return frames
+
+
+@pytest.fixture
+def conversation():
+    return services.conversation_start(language="en", region="Europe/Paris")
+
+
+async def test_wrong_secret_gets_an_error_and_close_4403(conversation):
+    conv, _secret = conversation
+    communicator = await open_socket(conv.id)
+    await communicator.send_json_to({"type": "hello", "secret": "guess"})
+    assert (await communicator.receive_json_from())["code"] == "access_denied"
+    assert (await communicator.receive_output())["code"] == CLOSE_ACCESS_DENIED
+
+
+async def test_unknown_conversation_is_refused_like_a_wrong_secret():
+    communicator = await open_socket("8d8a4fd5-6a89-4e5e-a1bb-2a7b1c2b7d10")
+    await communicator.send_json_to({"type": "hello", "secret": "whatever"})
+    assert (await communicator.receive_json_from())["code"] == "access_denied"
+    assert (await communicator.receive_output())["code"] == CLOSE_ACCESS_DENIED
+
+
+async def test_message_before_hello_closes_4401_and_stores_nothing(conversation):
+    conv, _ = conversation
+    communicator = await open_socket(conv.id)
+    await communicator.send_json_to({"type": "message", "content": "hi"})
+    assert (await communicator.receive_json_from())["code"] == "hello_required"
+    assert (await communicator.receive_output())["code"] == CLOSE_HELLO_REQUIRED
+    assert not await database_sync_to_async(Message.objects.exists)()
+
+
+async def test_hello_without_secret_closes_4401(conversation):
+    conv, _ = conversation
+    communicator = await open_socket(conv.id)
+    await communicator.send_json_to({"type": "hello"})
+    assert (await communicator.receive_json_from())["code"] == "secret_required"
+    assert (await communicator.receive_output())["code"] == CLOSE_HELLO_REQUIRED
+
+
+async def test_silent_socket_is_closed_after_the_hello_timeout(conversation, settings):
+    settings.CHAT_HELLO_TIMEOUT = 0.3
+    conv, _ = conversation
+    communicator = await open_socket(conv.id)
+    assert (await communicator.receive_json_from(2))["code"] == "hello_timeout"
+    assert (await communicator.receive_output(2))["code"] == CLOSE_HELLO_REQUIRED
+
+
+async def test_malformed_frames_get_error_frames_and_the_socket_keeps_serving(conversation):
+    conv, secret = conversation
+    communicator, _ = await hello(conv.id, secret)
+    cases = [
+        ({"text_data": "{not json"}, "invalid_json"),
+        ({"text_data": "[1, 2]"}, "invalid_frame"),
+        ({"text_data": json.dumps({"type": "launch_missiles"})}, "unknown_type"),
+        ({"bytes_data": b"\x00\x01"}, "invalid_frame"),
+        ({"text_data": "x" * 100_000}, "frame_too_large"),
+        ({"text_data": json.dumps({"type": "hello", "secret": secret})}, "already_authenticated"),
+    ]
+    for frame, code in cases:
+        await communicator.send_to(**frame)
+        reply = await communicator.receive_json_from()
+        assert reply["type"] == "error" and reply["code"] == code and reply["message"]
+    await communicator.send_json_to({"type": "ping"})
+    assert await communicator.receive_json_from() == {"type": "pong"}
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("content", "code"), [("", "empty_message"), ("  ", "empty_message"), (["x"], "invalid_message")]
+)
+async def test_invalid_messages_are_refused_and_nothing_is_stored(conversation, content, code):
+    conv, secret = conversation
+    communicator, _ = await hello(conv.id, secret)
+    await communicator.send_json_to({"type": "message", "content": content})
+    assert (await communicator.receive_json_from())["code"] == code
+    assert not await database_sync_to_async(Message.objects.exists)()
+    await communicator.disconnect()
+
+
+async def test_message_over_chat_max_message_chars_is_refused(conversation, settings):
+    settings.CHAT_MAX_MESSAGE_CHARS = 50
+    conv, secret = conversation
+    communicator, _ = await hello(conv.id, secret)
+    await communicator.send_json_to({"type": "message", "content": "y" * 51})
+    error = await communicator.receive_json_from()
+    assert error["code"] == "message_too_long" and "50" in error["message"]
+    assert not await database_sync_to_async(Message.objects.exists)()
+    await communicator.disconnect()
+
+
+async def test_origin_not_allowed_is_refused_at_handshake(conversation):
+    conv, _ = conversation
+    communicator = WebsocketCommunicator(
+        application, f"/ws/chat/{conv.id}/", headers=[(b"origin", b"https://evil.example")]
+    )
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_unknown_websocket_path_is_refused_not_a_server_error():
+    communicator = WebsocketCommunicator(application, "/ws/chat/not-a-uuid/", headers=ORIGIN)
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_reply_streams_deltas_then_done(conversation, fake_engine, in_process_generation):
+    fake_engine.script = ["Sure", ", I", " can", " help", "."]
+    conv, secret = conversation
+    communicator, _ = await hello(conv.id, secret)
+    await communicator.send_json_to({"type": "message", "content": "Hello?", "client_id": "c-1"})
+    frames = await receive_until(communicator, "done")
+    types = [f["type"] for f in frames]
+    assert {"type": "ack", "client_id": "c-1", "seq": 1} in frames
+    bot_started = next(f for f in frames if f["type"] == "message" and f["message"]["role"] == "bot")
+    assert bot_started["message"]["state"] == "streaming"
+    assert types.index("delta") > types.index("message")
+    streamed = "".join(f["text"] for f in frames if f["type"] == "delta")
+    done = frames[-1]["message"]
+    assert streamed == done["content"] == "Sure, I can help."
+    assert done["state"] == "complete" and done["seq"] == 2
+    assert done["stats"]["completion_tokens"] == 5 and done["stats"]["ttft_ms"] is not None
+    # The engine saw the system prompt and the customer's question.
+    turns, _params = fake_engine.calls[-1]
+    assert turns[0].role == "system" and "Europe/Paris" in turns[0].content
+    assert turns[-1].role == "user" and turns[-1].content == "Hello?"
+    await communicator.disconnect()
+
+
+async def test_engine_failure_mid_stream_marks_the_reply_failed_and_tells_the_customer(
+    conversation, fake_engine, in_process_generation
+):
+    fake_engine.script = ["Let me", " check", EngineError("the engine crashed")]
+    conv, secret = conversation
+    communicator, _ = await hello(conv.id, secret)
+    await communicator.send_json_to({"type": "message", "content": "Where is my order?"})
+    done = (await receive_until(communicator, "done"))[-1]["message"]
+    assert done["state"] == "failed" and done["content"] == "Let me check"
+    reply = await database_sync_to_async(Message.objects.get)(role=Message.Role.BOT)
+    assert reply.state == Message.State.FAILED and "crashed" in reply.error
+    assert not await database_sync_to_async(Message.objects.filter(state=Message.State.STREAMING).exists)()
+    await communicator.disconnect()
+
+
+async def test_reconnect_replays_only_what_was_missed(conversation, fake_engine, in_process_generation):
+    conv, secret = conversation
+    communicator, _ = await hello(conv.id, secret)
+    await communicator.send_json_to({"type": "message", "content": "first"})
+    await receive_until(communicator, "done")
+    await communicator.disconnect()
+    # Messages 1 (customer) and 2 (bot) exist; a client that saw 1 gets exactly 2 back.
+    again, frames = await hello(conv.id, secret, last_seq=1)
+    replayed = [f["message"] for f in frames if f["type"] == "message"]
+    assert [m["seq"] for m in replayed] == [2]
+    assert replayed[0]["role"] == "bot" and replayed[0]["state"] == "complete"
+    await again.disconnect()
+
+
+async def test_a_bad_client_does_not_disturb_another_conversation(fake_engine, in_process_generation):
+    (conv_a, secret_a) = await database_sync_to_async(services.conversation_start)()
+    (conv_b, secret_b) = await database_sync_to_async(services.conversation_start)()
+    good, _ = await hello(conv_b.id, secret_b)
+    bad, _ = await hello(conv_a.id, secret_a)
+    for _ in range(5):
+        await bad.send_to(text_data="garbage")
+        assert (await bad.receive_json_from())["code"] == "invalid_json"
+    await good.send_json_to({"type": "message", "content": "still there?"})
+    done = (await receive_until(good, "done"))[-1]["message"]
+    assert done["state"] == "complete"
+    assert await bad.receive_nothing(0.3)  # conversation A hears nothing of B
+    await good.disconnect()
+    await bad.disconnect()

@@ -1,0 +1,33 @@
+"""Fixtures shared by every app's tests."""
+
+import pytest
+from django.conf import settings as django_settings
+
+from inference.engines import engine_reset
+
+
+@pytest.fixture
+def fake_engine(settings):
+    """Use the spec'd fake engine of the tests (inference/tests/fakes.py) for this test, in-process."""
+    from inference.tests.fakes import FakeEngine
+
+    settings.INFERENCE_ENGINE = "inference.tests.fakes.FakeEngine"
+    engine_reset()
+    FakeEngine.script = None
+    yield FakeEngine
+    FakeEngine.script = None
+    engine_reset()
+
+
+@pytest.fixture
+def in_process_generation(settings):
+    """Generate replies in this process's thread pool instead of Celery."""
+    settings.GENERATION_BACKEND = "inprocess"
+    return settings
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir():
+    path = django_settings.BASE_DIR / "artifacts"
+    path.mkdir(exist_ok=True)
+    return path

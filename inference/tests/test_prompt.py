@@ -1,0 +1,64 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from inference.engines.base import EngineError
+from inference.prompt import (
+    DEFAULT_SYSTEM_PROMPT,
+    PromptError,
+    context_fit,
+    prompt_variables_check,
+    system_prompt_render,
+)
+from inference.tests.fakes import FakeEngine
+from inference.types import ChatTurn
+
+
+def test_default_prompt_fills_every_variable():
+    text = system_prompt_render(
+        DEFAULT_SYSTEM_PROMPT,
+        {"company_name": "Acme", "user_region": "Europe/Paris", "language": "English"},
+        now=datetime(2026, 11, 24, 9, 30, tzinfo=UTC),
+    )
+    assert "Acme" in text and "Europe/Paris" in text and "English" in text
+    assert "2026-11-24 09:30 UTC" in text
+    assert "{{" not in text
+
+
+def test_missing_variable_value_reads_unknown():
+    assert system_prompt_render("Region: {{ user_region }}", {"user_region": ""}) == "Region: unknown"
+
+
+def test_unknown_variable_is_an_error():
+    with pytest.raises(PromptError, match="customer_age"):
+        prompt_variables_check("Hi {{customer_age}} {{company_name}}")
+
+
+def _history(n: int) -> list[ChatTurn]:
+    return [ChatTurn("user" if i % 2 == 0 else "assistant", f"turn {i} " + "word " * 10) for i in range(n)]
+
+
+def test_context_fit_drops_oldest_turns_and_keeps_order():
+    engine = FakeEngine(max_model_len=200)
+    history = _history(201)
+    turns = context_fit(engine, "system prompt here", history, reserve_tokens=50)
+    assert turns[0] == ChatTurn("system", "system prompt here")
+    assert turns[-1] == history[-1]
+    kept = turns[1:]
+    assert kept == history[-len(kept):]  # a contiguous, ordered suffix
+    assert engine.count_tokens(turns) <= 150
+    assert kept[0].role == "user"  # templates want a user turn first
+    # The next longer suffix that starts with a user turn would not fit.
+    assert engine.count_tokens([turns[0], *history[-len(kept) - 2 :]]) > 150
+
+
+def test_context_fit_keeps_everything_that_fits():
+    engine = FakeEngine(max_model_len=10_000)
+    history = _history(5)
+    assert context_fit(engine, "sys", history, reserve_tokens=100)[1:] == history
+
+
+def test_context_fit_refuses_a_newest_message_that_cannot_fit():
+    engine = FakeEngine(max_model_len=30)
+    with pytest.raises(EngineError, match="exceeds"):
+        context_fit(engine, "sys", [ChatTurn("user", "word " * 40)], reserve_tokens=10)

@@ -1,0 +1,94 @@
+"""Start the real server processes (daphne, a Celery worker) for end-to-end tests and benchmarks."""
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def process_env(**overrides: str) -> dict:
+    """The environment of a server process: this one's, on the project's real settings, plus overrides."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "helpdesk.settings", "PYTHONUNBUFFERED": "1"}
+    env.update(overrides)
+    return env
+
+
+class Process:
+    """A child process whose output goes to a log file, stopped (and its log shown on failure) on exit."""
+
+    def __init__(self, name: str, args: list[str], env: dict, log_dir: Path):
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self.log = open(self.log_path, "wb")
+        self.popen = subprocess.Popen(args, env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output():
+                return
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.output()[-4000:]}")
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} did not log {text!r} within {timeout} s:\n{self.output()[-4000:]}")
+
+    def stop(self, sig_timeout: float = 20) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(sig_timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self.log.close()
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status < 500:
+                    return
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def start_web(env: dict, log_dir: Path, port: int | None = None) -> tuple[Process, str]:
+    """daphne serving the project; returns the process and its base URL once /healthz answers."""
+    port = port or free_port()
+    proc = Process("daphne", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "helpdesk.asgi:application"],
+                   env, log_dir)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/healthz")
+    except TimeoutError:
+        proc.stop()
+        raise TimeoutError(f"daphne did not start:\n{proc.output()[-4000:]}") from None
+    return proc, base
+
+
+def start_worker(env: dict, log_dir: Path, concurrency: int = 4) -> Process:
+    """A Celery worker process (threads pool) on the queue named by env CELERY_QUEUE; returns once ready."""
+    args = [str(BIN / "celery"), "-A", "helpdesk", "worker", "-P", "threads", "-c", str(concurrency), "-l", "info",
+            "-Q", env["CELERY_QUEUE"], "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    proc = Process("celery", args, env, log_dir)
+    proc.wait_for_log("ready.", timeout=60)
+    return proc
