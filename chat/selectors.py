@@ -30,9 +30,7 @@ def conversation_get_for_customer(*, conversation_id: str | uuid.UUID, secret: s
 
 def messages_visible_to_customer(*, conversation: Conversation, after_seq: int = 0) -> list[Message]:
     """Messages the customer may see (everything but private notes), after a sequence number, oldest first."""
-    return list(
-        conversation.messages.filter(seq__gt=after_seq).exclude(role=Message.Role.NOTE).order_by("seq")
-    )
+    return list(conversation.messages.filter(seq__gt=after_seq).exclude(role=Message.Role.NOTE).order_by("seq"))
 
 
 def conversation_history(*, conversation_id: uuid.UUID, before_seq: int, limit: int) -> list[Message]:

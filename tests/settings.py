@@ -5,7 +5,7 @@ import os
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/helpdesk")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
 
-from helpdesk.settings import *  # noqa: E402,F403
+from helpdesk.settings import *  # noqa: F403
 
 # Queue and channel-layer names of this test run, so parallel runs and a dev server on the same Redis don't mix.
 _RUN = f"test{os.getpid()}"

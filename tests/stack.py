@@ -74,8 +74,9 @@ def wait_http(url: str, timeout: float = 60) -> None:
 def start_web(env: dict, log_dir: Path, port: int | None = None) -> tuple[Process, str]:
     """daphne serving the project; returns the process and its base URL once /healthz answers."""
     port = port or free_port()
-    proc = Process("daphne", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "helpdesk.asgi:application"],
-                   env, log_dir)
+    proc = Process(
+        "daphne", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "helpdesk.asgi:application"], env, log_dir
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{base}/healthz")
@@ -87,8 +88,23 @@ def start_web(env: dict, log_dir: Path, port: int | None = None) -> tuple[Proces
 
 def start_worker(env: dict, log_dir: Path, concurrency: int = 4) -> Process:
     """A Celery worker process (threads pool) on the queue named by env CELERY_QUEUE; returns once ready."""
-    args = [str(BIN / "celery"), "-A", "helpdesk", "worker", "-P", "threads", "-c", str(concurrency), "-l", "info",
-            "-Q", env["CELERY_QUEUE"], "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    args = [
+        str(BIN / "celery"),
+        "-A",
+        "helpdesk",
+        "worker",
+        "-P",
+        "threads",
+        "-c",
+        str(concurrency),
+        "-l",
+        "info",
+        "-Q",
+        env["CELERY_QUEUE"],
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
     proc = Process("celery", args, env, log_dir)
     proc.wait_for_log("ready.", timeout=60)
     return proc

@@ -89,11 +89,15 @@ async def test_two_conversations_are_answered_at_once_without_crossing(productio
 def embedded_server(tmp_path, logs_dir):
     """`make run`'s shape: SQLite, in-memory channel layer, replies generated inside the daphne process."""
     env = stack.process_env(
-        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", REDIS_URL="", GENERATION_BACKEND="", INFERENCE_MAX_TOKENS="96"
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        REDIS_URL="",
+        GENERATION_BACKEND="",
+        INFERENCE_MAX_TOKENS="96",
     )
     env.pop("GENERATION_BACKEND")
-    stack.subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, cwd=stack.ROOT,
-                         check=True)
+    stack.subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, cwd=stack.ROOT, check=True
+    )
     web, base_url = stack.start_web(env, logs_dir)
     yield base_url
     web.stop()

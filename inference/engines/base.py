@@ -38,5 +38,5 @@ class Engine(ABC):
     def max_model_len(self) -> int:
         """The context window in tokens."""
 
-    def close(self) -> None:
-        """Release the engine's resources."""
+    def close(self) -> None:  # noqa: B027 - optional hook, not abstract
+        """Release the engine's resources (the default holds none)."""

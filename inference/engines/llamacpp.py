@@ -146,7 +146,9 @@ class LlamaCppEngine(Engine):
             raise EngineError(f"llama.cpp failed: {exc}") from exc
         finally:
             self._instances.put(llama)
-        yield Delta(finish_reason=finish_reason or "stop", prompt_tokens=len(prompt_tokens), completion_tokens=generated)
+        yield Delta(
+            finish_reason=finish_reason or "stop", prompt_tokens=len(prompt_tokens), completion_tokens=generated
+        )
 
     def health(self) -> Health:
         return Health(ok=True, info={"model": self.model_path.name, "n_ctx": self._n_ctx, "instances": self._created})
@@ -157,4 +159,3 @@ class LlamaCppEngine(Engine):
                 self._instances.get_nowait().close()
             except queue.Empty:
                 break
-

