@@ -63,6 +63,7 @@ services:
 	@bash scripts/services-up.sh
 
 test: install-dev services
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-dev

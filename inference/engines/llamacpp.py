@@ -154,8 +154,10 @@ class LlamaCppEngine(Engine):
         return Health(ok=True, info={"model": self.model_path.name, "n_ctx": self._n_ctx, "instances": self._created})
 
     def close(self) -> None:
+        """Free the idle instances and the tokenizer (call when no generation is running)."""
         while True:
             try:
                 self._instances.get_nowait().close()
             except queue.Empty:
                 break
+        self._tokenizer.close()
