@@ -61,6 +61,7 @@ run: install
 
 services:
 	@bash scripts/services-up.sh
+	@bash scripts/chromium-up.sh
 
 test: install-dev services
 	$(BIN)/ruff check .

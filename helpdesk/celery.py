@@ -7,9 +7,18 @@ prefork would load one engine per child.
 import os
 
 from celery import Celery
+from celery.signals import worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "helpdesk.settings")
 
 app = Celery("helpdesk")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_shutdown.connect
+def engine_close_on_shutdown(**_kwargs) -> None:
+    """Free the worker's engine once running tasks have drained (vLLM must stop its engine core cleanly)."""
+    from inference.engines import engine_reset
+
+    engine_reset()

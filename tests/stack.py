@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -74,6 +75,10 @@ def wait_http(url: str, timeout: float = 60) -> None:
 def start_web(env: dict, log_dir: Path, port: int | None = None) -> tuple[Process, str]:
     """daphne serving the project; returns the process and its base URL once /healthz answers."""
     port = port or free_port()
+    # As `make run` and the Dockerfile do: WhiteNoise serves what collectstatic gathered, never a stale copy.
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True
+    )
     proc = Process(
         "daphne", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "helpdesk.asgi:application"], env, log_dir
     )
@@ -81,8 +86,9 @@ def start_web(env: dict, log_dir: Path, port: int | None = None) -> tuple[Proces
     try:
         wait_http(f"{base}/healthz")
     except TimeoutError:
+        output = proc.output()
         proc.stop()
-        raise TimeoutError(f"daphne did not start:\n{proc.output()[-4000:]}") from None
+        raise TimeoutError(f"daphne did not start:\n{output[-4000:]}") from None
     return proc, base
 
 
@@ -108,3 +114,11 @@ def start_worker(env: dict, log_dir: Path, concurrency: int = 4) -> Process:
     proc = Process("celery", args, env, log_dir)
     proc.wait_for_log("ready.", timeout=60)
     return proc
+
+
+def chromium_path() -> str:
+    """Debian's chromium; `make test` installs it when missing."""
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        raise RuntimeError("chromium is not installed (apt-get install chromium, or run `make test`)")
+    return path

@@ -1,12 +1,9 @@
 """The whole stack as separate processes: daphne, a real Celery worker, Redis, PostgreSQL and the real model."""
 
 import sys
-from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async
-from django.conf import settings
-from django.db import connection
 
 from chat.models import Message
 from tests import stack
@@ -15,41 +12,6 @@ from tests.client import ask, conversation_open
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 QUESTION = "How do I reset my password?"
-
-
-@pytest.fixture(scope="session")
-def logs_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("stack-logs")
-
-
-@pytest.fixture(scope="session")
-def production_env(django_db_setup, django_db_blocker) -> dict:
-    """The environment of the production shape, pointed at the test database and this run's queue and prefix."""
-    with django_db_blocker.unblock():
-        db = connection.settings_dict
-    return stack.process_env(
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        REDIS_URL=settings.REDIS_URL,
-        CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
-        CHANNEL_LAYER_PREFIX=settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
-        GENERATION_BACKEND="celery",
-        INFERENCE_MAX_TOKENS="96",
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-    )
-
-
-@pytest.fixture(scope="session")
-def celery_worker_process(production_env, logs_dir):
-    worker = stack.start_worker(production_env, logs_dir)
-    yield worker
-    worker.stop()
-
-
-@pytest.fixture(scope="session")
-def production_server(production_env, celery_worker_process, logs_dir):
-    web, base_url = stack.start_web(production_env, logs_dir)
-    yield base_url
-    web.stop()
 
 
 async def test_a_question_streams_through_daphne_celery_and_redis(production_server, celery_worker_process):

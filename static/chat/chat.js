@@ -11,11 +11,12 @@
   const typingEl = document.getElementById("chat-typing");
   const errorEl = document.getElementById("chat-error");
 
-  let conv = loadConversation();      // {id, secret, lastSeq}
+  let conv = loadConversation();      // {id, secret}
   let socket = null;
   let ready = false;
   let retry = 0;
   const rendered = new Map();         // seq -> {li, body}
+  let lastSeq = 0;                    // newest finished message on this page: where a reconnect resumes
   const outbox = new Map();           // client_id -> content, until acknowledged
 
   function loadConversation() {
@@ -40,7 +41,7 @@
     });
     if (!resp.ok) throw new Error("could not start a conversation (" + resp.status + ")");
     const data = await resp.json();
-    conv = {id: data.id, secret: data.secret, lastSeq: 0};
+    conv = {id: data.id, secret: data.secret};
     saveConversation();
   }
 
@@ -71,10 +72,8 @@
       item.li.appendChild(note);
     }
     if (message.client_id) outbox.delete(message.client_id);
-    if (message.seq > conv.lastSeq && message.state !== "streaming") {
-      conv.lastSeq = message.seq;
-      saveConversation();
-    }
+    // A streaming reply is not "seen" until done: a reconnect mid-stream replays it whole.
+    if (message.state !== "streaming") lastSeq = Math.max(lastSeq, message.seq);
     setTyping([...log.querySelectorAll(".msg--streaming")].length > 0);
     log.scrollTop = log.scrollHeight;
   }
@@ -91,7 +90,7 @@
   function connect() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     socket = new WebSocket(scheme + location.host + "/ws/chat/" + conv.id + "/");
-    socket.onopen = () => send({type: "hello", secret: conv.secret, last_seq: conv.lastSeq});
+    socket.onopen = () => send({type: "hello", secret: conv.secret, last_seq: lastSeq});
     socket.onmessage = (ev) => {
       const frame = JSON.parse(ev.data);
       switch (frame.type) {
