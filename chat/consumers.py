@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 CLOSE_HELLO_REQUIRED = 4401  # no hello (with a secret) first, or not within CHAT_HELLO_TIMEOUT
 CLOSE_ACCESS_DENIED = 4403  # wrong secret or unknown conversation
+CLOSE_TRY_AGAIN_LATER = 1013  # a backend (database, channel layer) is down; the client reconnects with backoff
 
 
 class CustomerConsumer(AsyncWebsocketConsumer):
@@ -94,17 +95,28 @@ class CustomerConsumer(AsyncWebsocketConsumer):
             return await self._refuse(
                 CLOSE_ACCESS_DENIED, "access_denied", "Unknown conversation or wrong conversation secret."
             )
+        except Exception:
+            logger.exception("could not look up a conversation")
+            return await self._refuse(
+                CLOSE_TRY_AGAIN_LATER, "service_unavailable", "The chat service is unavailable; reconnecting."
+            )
         last_seq = frame.get("last_seq", 0)
         if not isinstance(last_seq, int) or isinstance(last_seq, bool) or last_seq < 0:
             last_seq = 0
-        self.conversation = conversation
         self.hello_timer.cancel()
-        # Join the group before reading the backlog, so nothing falls between the two; the client drops
-        # anything it sees twice by sequence number.
-        await self.channel_layer.group_add(conversation.group_name, self.channel_name)
-        missed = await database_sync_to_async(selectors.messages_visible_to_customer)(
-            conversation=conversation, after_seq=last_seq
-        )
+        try:
+            # Join the group before reading the backlog, so nothing falls between the two; the client drops
+            # anything it sees twice by sequence number.
+            await self.channel_layer.group_add(conversation.group_name, self.channel_name)
+            self.conversation = conversation
+            missed = await database_sync_to_async(selectors.messages_visible_to_customer)(
+                conversation=conversation, after_seq=last_seq
+            )
+        except Exception:
+            logger.exception("hello failed for conversation %s", conversation.id)
+            return await self._refuse(
+                CLOSE_TRY_AGAIN_LATER, "service_unavailable", "The chat service is unavailable; reconnecting."
+            )
         await self.send_json({"type": "ready", "conversation": conversation_to_dict(conversation)})
         for message in missed:
             await self.send_json({"type": "message", "message": message_to_dict(message)})
@@ -117,6 +129,12 @@ class CustomerConsumer(AsyncWebsocketConsumer):
             )
         except services.MessageRejected as exc:
             return await self.send_error(exc.code, str(exc))
+        except Exception:
+            # Not acknowledged: the client keeps the message and resends it (same client_id, stored once).
+            logger.exception("could not store a message in conversation %s", self.conversation.id)
+            return await self.send_error(
+                "service_unavailable", "Your message could not be confirmed; it will be sent again shortly."
+            )
         await self.send_json({"type": "ack", "client_id": message.client_id, "seq": message.seq})
 
     # Channel-layer events sent by chat services to the conversation's group.

@@ -15,15 +15,28 @@ _executor_lock = threading.Lock()
 
 
 def reply_enqueue(*, conversation_id: uuid.UUID, message_id: int) -> None:
-    """Have the bot answer a committed customer message, without waiting for it."""
-    if settings.GENERATION_BACKEND == "celery":
-        from chat.tasks import reply_generate_task
+    """Have the bot answer a committed customer message, without waiting for it.
 
-        reply_generate_task.delay(message_id)
-    elif settings.GENERATION_BACKEND == "inprocess":
-        _in_process_executor().submit(_reply_generate_in_thread, message_id)
-    else:
-        raise ValueError(f"unknown GENERATION_BACKEND {settings.GENERATION_BACKEND!r}; use celery or inprocess")
+    If the generation backend cannot take the job (broker down), the customer message stays stored and the
+    customer is told at once through a failed reply, instead of waiting for an answer that never comes.
+    """
+    backend = settings.GENERATION_BACKEND
+    if backend not in ("celery", "inprocess"):
+        raise ValueError(f"unknown GENERATION_BACKEND {backend!r}; use celery or inprocess")
+    try:
+        if backend == "celery":
+            from chat.tasks import reply_generate_task
+
+            reply_generate_task.delay(message_id)
+        else:
+            _in_process_executor().submit(_reply_generate_in_thread, message_id)
+    except Exception as exc:  # kombu/redis raise assorted errors when the broker is down
+        logger.error(
+            "could not enqueue the reply to message %s in conversation %s: %r", message_id, conversation_id, exc
+        )
+        from chat.services import reply_unavailable
+
+        reply_unavailable(customer_message_id=message_id, error=f"generation backend unavailable: {exc!r}")
 
 
 def _in_process_executor() -> ThreadPoolExecutor:

@@ -139,6 +139,29 @@ def reply_start(*, customer_message_id: int) -> Message | None:
     return reply
 
 
+@transaction.atomic
+def reply_unavailable(*, customer_message_id: int, error: str) -> Message | None:
+    """Record that no reply could even be started (generation backend down) and tell the customer.
+
+    The customer's message stays stored. The failed reply is the same row a later retry of the reply reopens.
+    """
+    customer_message = Message.objects.get(pk=customer_message_id)
+    if Message.objects.filter(in_reply_to=customer_message, role=Message.Role.BOT).exists():
+        return None
+    conversation, seq = _next_seq(customer_message.conversation_id)
+    reply = Message.objects.create(
+        conversation=conversation,
+        seq=seq,
+        role=Message.Role.BOT,
+        state=Message.State.FAILED,
+        in_reply_to=customer_message,
+        error=error[:255],
+        completed_at=timezone.now(),
+    )
+    _broadcast_on_commit(conversation, {"type": "chat.done", "message": message_to_dict(reply)})
+    return reply
+
+
 def reply_delta_publish(*, reply: Message, text: str) -> None:
     """Send a piece of a streaming reply to the conversation's sockets (not stored until the reply ends)."""
     broadcast.group_send(reply.conversation.group_name, {"type": "chat.delta", "seq": reply.seq, "text": text})

@@ -72,3 +72,26 @@ async def test_embedded_mode_streams_a_reply_from_one_process(embedded_server):
     assert len(exchange.deltas) >= 5
     assert exchange.done["state"] == "complete"
     assert exchange.done["stats"]["completion_tokens"] >= 5 and exchange.done["stats"]["ttft_ms"] > 0
+
+
+@pytest.fixture
+def server_with_dead_broker(production_env, logs_dir):
+    """The web process with its Celery broker pointing at a port where nothing listens."""
+    env = {**production_env, "CELERY_BROKER_URL": "redis://127.0.0.1:9/0"}
+    web, base_url = stack.start_web(env, logs_dir)
+    yield base_url
+    web.stop()
+
+
+async def test_a_dead_broker_keeps_the_message_and_tells_the_customer(server_with_dead_broker):
+    conversation = conversation_open(server_with_dead_broker)
+    exchange = await ask(server_with_dead_broker, conversation, "Is anybody there?", timeout=30)
+    frames = {f["type"]: f for f in exchange.frames}
+    assert frames["ack"]["seq"] == 1  # accepted before the broker was tried
+    assert exchange.done["state"] == "failed" and exchange.done["role"] == "bot"
+    stored = await database_sync_to_async(list)(
+        Message.objects.filter(conversation_id=conversation["id"]).order_by("seq").values_list("role", "state")
+    )
+    assert stored == [("customer", "complete"), ("bot", "failed")]
+    reply = await database_sync_to_async(Message.objects.get)(conversation_id=conversation["id"], role="bot")
+    assert "unavailable" in reply.error

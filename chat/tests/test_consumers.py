@@ -213,3 +213,21 @@ async def test_a_bad_client_does_not_disturb_another_conversation(fake_engine, i
     assert await bad.receive_nothing(0.3)  # conversation A hears nothing of B
     await good.disconnect()
     await bad.disconnect()
+
+
+async def test_a_database_failure_while_storing_is_a_clear_error_not_a_crash(conversation, monkeypatch):
+    from django.db import OperationalError
+
+    conv, secret = conversation
+    communicator, _ = await hello(conv.id, secret)
+
+    def database_down(**_kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(services, "message_post_customer", database_down)
+    await communicator.send_json_to({"type": "message", "content": "hello", "client_id": "c-9"})
+    error = await communicator.receive_json_from()
+    assert error["code"] == "service_unavailable" and "sent again" in error["message"]
+    await communicator.send_json_to({"type": "ping"})
+    assert await communicator.receive_json_from() == {"type": "pong"}
+    await communicator.disconnect()

@@ -87,6 +87,12 @@
 
   function send(frame) { socket.send(JSON.stringify(frame)); }
 
+  // Messages not yet acknowledged are sent again; the server stores each client_id once.
+  function flushOutbox() {
+    if (!ready) return;
+    for (const [clientId, content] of outbox) send({type: "message", content, client_id: clientId});
+  }
+
   function connect() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     socket = new WebSocket(scheme + location.host + "/ws/chat/" + conv.id + "/");
@@ -96,13 +102,14 @@
       switch (frame.type) {
         case "ready":
           ready = true; retry = 0; setStatus("Online"); showError("");
-          for (const [clientId, content] of outbox) send({type: "message", content, client_id: clientId});
+          flushOutbox();
           break;
         case "message": case "done": render(frame.message); break;
         case "delta": appendDelta(frame.seq, frame.text); break;
         case "ack": outbox.delete(frame.client_id); break;
         case "error":
           if (frame.code === "access_denied") { localStorage.removeItem(STORE_KEY); conv = null; }
+          if (frame.code === "service_unavailable") setTimeout(flushOutbox, 2000);
           showError(frame.message);
           break;
       }
