@@ -38,12 +38,16 @@ def _broadcast_on_commit(conversation: Conversation, event: dict) -> None:
     transaction.on_commit(partial(broadcast.group_send, conversation.group_name, event))
 
 
-def _next_seq(conversation_id: uuid.UUID) -> tuple[Conversation, int]:
-    """Lock the conversation row and take the next sequence number (callers are atomic)."""
-    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+def _conversation_lock(conversation_id: uuid.UUID) -> Conversation:
+    """The conversation, its row locked until the caller's transaction ends: writers of one conversation queue."""
+    return Conversation.objects.select_for_update().get(pk=conversation_id)
+
+
+def _seq_take(conversation: Conversation) -> int:
+    """The next sequence number of a locked conversation."""
     conversation.last_seq += 1
     conversation.save(update_fields=["last_seq", "updated_at"])
-    return conversation, conversation.last_seq
+    return conversation.last_seq
 
 
 def conversation_start(
@@ -84,11 +88,13 @@ def message_post_customer(*, conversation_id: uuid.UUID, content, client_id: str
     client_id = client_id if isinstance(client_id, str) else ""
     if len(client_id) > 64:
         raise MessageRejected("invalid_client_id", "client_id is at most 64 characters.")
+    conversation = _conversation_lock(conversation_id)
+    # Checked under the row lock, so two concurrent resends cannot both get through.
     if client_id:
         existing = Message.objects.filter(conversation_id=conversation_id, client_id=client_id).first()
         if existing is not None:
             return existing, False
-    conversation, seq = _next_seq(conversation_id)
+    seq = _seq_take(conversation)
     if conversation.status == Conversation.Status.RESOLVED:
         # A customer writing again reopens the conversation with the bot.
         conversation.status = Conversation.Status.BOT
@@ -112,8 +118,8 @@ def reply_start(*, customer_message_id: int) -> Message | None:
     Returns None when the bot must not answer: the conversation is no longer with the bot, a newer customer
     message supersedes this one (its own reply will answer both), or the reply was already completed.
     """
-    customer_message = Message.objects.select_related("conversation").get(pk=customer_message_id)
-    conversation = Conversation.objects.select_for_update().get(pk=customer_message.conversation_id)
+    customer_message = Message.objects.get(pk=customer_message_id)
+    conversation = _conversation_lock(customer_message.conversation_id)
     if conversation.status != Conversation.Status.BOT:
         return None
     newer = conversation.messages.filter(role=Message.Role.CUSTOMER, seq__gt=customer_message.seq).exists()
@@ -127,10 +133,9 @@ def reply_start(*, customer_message_id: int) -> Message | None:
         reply.content, reply.state, reply.error = "", Message.State.STREAMING, ""
         reply.save(update_fields=["content", "state", "error"])
     else:
-        conversation, seq = _next_seq(conversation.id)
         reply = Message.objects.create(
             conversation=conversation,
-            seq=seq,
+            seq=_seq_take(conversation),
             role=Message.Role.BOT,
             state=Message.State.STREAMING,
             in_reply_to=customer_message,
@@ -146,12 +151,12 @@ def reply_unavailable(*, customer_message_id: int, error: str) -> Message | None
     The customer's message stays stored. The failed reply is the same row a later retry of the reply reopens.
     """
     customer_message = Message.objects.get(pk=customer_message_id)
+    conversation = _conversation_lock(customer_message.conversation_id)
     if Message.objects.filter(in_reply_to=customer_message, role=Message.Role.BOT).exists():
         return None
-    conversation, seq = _next_seq(customer_message.conversation_id)
     reply = Message.objects.create(
         conversation=conversation,
-        seq=seq,
+        seq=_seq_take(conversation),
         role=Message.Role.BOT,
         state=Message.State.FAILED,
         in_reply_to=customer_message,

@@ -105,3 +105,25 @@ def test_reply_start_skips_superseded_and_finished_messages(no_reply):
     assert services.reply_start(customer_message_id=second.pk) is None
     stored = Message.objects.get(pk=reply.pk)
     assert (stored.state, stored.content, stored.completion_tokens, stored.ttft_ms) == ("complete", "done", 2, 3)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_resends_of_one_message_store_it_once(no_reply):
+    """Two sockets (say, an old one and a reconnected one) resend the same client_id at the same moment."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    conversation, _ = services.conversation_start()
+
+    def post(_):
+        try:
+            return services.message_post_customer(conversation_id=conversation.id, content="hi", client_id="same")
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(post, range(4)))
+    assert sum(created for _message, created in results) == 1
+    assert len({message.pk for message, _created in results}) == 1
+    assert Message.objects.filter(conversation=conversation).count() == 1
