@@ -72,7 +72,7 @@ def wait_http(url: str, timeout: float = 60) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
-def start_web(env: dict, log_dir: Path, port: int | None = None) -> tuple[Process, str]:
+def start_web(env: dict, log_dir: Path, port: int | None = None, name: str = "daphne") -> tuple[Process, str]:
     """daphne serving the project; returns the process and its base URL once /healthz answers."""
     port = port or free_port()
     # As `make run` and the Dockerfile do: WhiteNoise serves what collectstatic gathered, never a stale copy.
@@ -80,7 +80,7 @@ def start_web(env: dict, log_dir: Path, port: int | None = None) -> tuple[Proces
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True
     )
     proc = Process(
-        "daphne", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "helpdesk.asgi:application"], env, log_dir
+        name, [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "helpdesk.asgi:application"], env, log_dir
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -92,7 +92,7 @@ def start_web(env: dict, log_dir: Path, port: int | None = None) -> tuple[Proces
     return proc, base
 
 
-def start_worker(env: dict, log_dir: Path, concurrency: int = 4) -> Process:
+def start_worker(env: dict, log_dir: Path, concurrency: int = 4, name: str = "celery") -> Process:
     """A Celery worker process (threads pool) on the queue named by env CELERY_QUEUE; returns once ready."""
     args = [
         str(BIN / "celery"),
@@ -111,7 +111,7 @@ def start_worker(env: dict, log_dir: Path, concurrency: int = 4) -> Process:
         "--without-mingle",
         "--without-heartbeat",
     ]
-    proc = Process("celery", args, env, log_dir)
+    proc = Process(name, args, env, log_dir)
     proc.wait_for_log("ready.", timeout=60)
     return proc
 

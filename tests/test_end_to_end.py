@@ -95,3 +95,49 @@ async def test_a_dead_broker_keeps_the_message_and_tells_the_customer(server_wit
     assert stored == [("customer", "complete"), ("bot", "failed")]
     reply = await database_sync_to_async(Message.objects.get)(conversation_id=conversation["id"], role="bot")
     assert "unavailable" in reply.error
+
+
+async def test_a_reply_whose_worker_dies_mid_stream_is_finished_by_another_worker(production_env, logs_dir):
+    """acks_late: the task of a worker killed mid-reply is redelivered, and the same bot message is completed."""
+    import json
+
+    from websockets.asyncio.client import connect
+
+    env = {
+        **production_env,
+        "CELERY_QUEUE": production_env["CELERY_QUEUE"] + "-kill",
+        "CELERY_VISIBILITY_TIMEOUT": "3",
+        "INFERENCE_MAX_TOKENS": "256",
+        "INFERENCE_TEMPERATURE": "0",
+    }
+    doomed = stack.start_worker(env, logs_dir, name="celery-doomed")
+    web, base_url = stack.start_web(env, logs_dir, name="daphne-kill")
+    survivor = None
+    try:
+        conversation = conversation_open(base_url)
+        async with connect(base_url.replace("http", "ws", 1) + conversation["websocket"], origin=base_url) as ws:
+            await ws.send(json.dumps({"type": "hello", "secret": conversation["secret"]}))
+            await ws.send(json.dumps({"type": "message", "content": "Tell me about your return policy."}))
+            frames = []
+            while not any(f["type"] == "delta" for f in frames):
+                frames.append(json.loads(await ws.recv(60)))
+            doomed.popen.kill()  # SIGKILL mid-stream: no chance to ack, fail or clean up
+            doomed.popen.wait()
+            survivor = stack.start_worker(env, logs_dir, name="celery-survivor")
+            while not (frames[-1]["type"] == "done"):
+                frames.append(json.loads(await ws.recv(60)))
+        done = frames[-1]["message"]
+        assert done["state"] == "complete" and done["content"]
+        reopened = [f for f in frames if f["type"] == "message" and f["message"]["seq"] == done["seq"]]
+        assert len(reopened) == 2  # opened by the dead worker, reopened by the survivor
+        replies = await database_sync_to_async(list)(
+            Message.objects.filter(conversation_id=conversation["id"], role="bot").values_list(
+                "seq", "state", "content"
+            )
+        )
+        assert replies == [(done["seq"], "complete", done["content"])]
+    finally:
+        web.stop()
+        doomed.stop()
+        if survivor is not None:
+            survivor.stop()
