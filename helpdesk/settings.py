@@ -168,6 +168,10 @@ CHAT_HELLO_TIMEOUT = env.float("CHAT_HELLO_TIMEOUT", default=10.0)
 # Company name shown on the chat page and given to the prompt.
 COMPANY_NAME = env.str("COMPANY_NAME", default="Example Inc.")
 
+# --- Metrics --------------------------------------------------------------------------------------
+# Bearer token Prometheus sends to /metrics; empty: /metrics answers loopback clients only.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 # --- Auth, i18n, static ---------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
