@@ -111,6 +111,21 @@ def message_post_customer(*, conversation_id: uuid.UUID, content, client_id: str
     return message, True
 
 
+def _bot_reply_get_or_create(conversation: Conversation, customer_message: Message, **fields) -> tuple[Message, bool]:
+    """The bot's one reply to a customer message (conversation locked by the caller), created with `fields`."""
+    reply = Message.objects.filter(in_reply_to=customer_message, role=Message.Role.BOT).first()
+    if reply is not None:
+        return reply, False
+    reply = Message.objects.create(
+        conversation=conversation,
+        seq=_seq_take(conversation),
+        role=Message.Role.BOT,
+        in_reply_to=customer_message,
+        **fields,
+    )
+    return reply, True
+
+
 @transaction.atomic
 def reply_start(*, customer_message_id: int) -> Message | None:
     """Open (or, on a retried task, reopen) the bot's streaming reply to a customer message.
@@ -125,21 +140,13 @@ def reply_start(*, customer_message_id: int) -> Message | None:
     newer = conversation.messages.filter(role=Message.Role.CUSTOMER, seq__gt=customer_message.seq).exists()
     if newer:
         return None
-    reply = Message.objects.filter(in_reply_to=customer_message, role=Message.Role.BOT).first()
-    if reply is not None:
+    reply, created = _bot_reply_get_or_create(conversation, customer_message, state=Message.State.STREAMING)
+    if not created:
         if reply.state == Message.State.COMPLETE:
             return None
-        # A retry after a worker died mid-stream: start the same message over.
-        reply.content, reply.state, reply.error = "", Message.State.STREAMING, ""
-        reply.save(update_fields=["content", "state", "error"])
-    else:
-        reply = Message.objects.create(
-            conversation=conversation,
-            seq=_seq_take(conversation),
-            role=Message.Role.BOT,
-            state=Message.State.STREAMING,
-            in_reply_to=customer_message,
-        )
+        # A retry (worker died mid-stream, or the broker was down): start the same message over.
+        reply.content, reply.state, reply.error, reply.completed_at = "", Message.State.STREAMING, "", None
+        reply.save(update_fields=["content", "state", "error", "completed_at"])
     _broadcast_on_commit(conversation, {"type": "chat.message", "message": message_to_dict(reply)})
     return reply
 
@@ -152,17 +159,11 @@ def reply_unavailable(*, customer_message_id: int, error: str) -> Message | None
     """
     customer_message = Message.objects.get(pk=customer_message_id)
     conversation = _conversation_lock(customer_message.conversation_id)
-    if Message.objects.filter(in_reply_to=customer_message, role=Message.Role.BOT).exists():
-        return None
-    reply = Message.objects.create(
-        conversation=conversation,
-        seq=_seq_take(conversation),
-        role=Message.Role.BOT,
-        state=Message.State.FAILED,
-        in_reply_to=customer_message,
-        error=error[:255],
-        completed_at=timezone.now(),
+    reply, created = _bot_reply_get_or_create(
+        conversation, customer_message, state=Message.State.FAILED, error=error[:255], completed_at=timezone.now()
     )
+    if not created:
+        return None
     _broadcast_on_commit(conversation, {"type": "chat.done", "message": message_to_dict(reply)})
     return reply
 

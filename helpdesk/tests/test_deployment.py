@@ -27,6 +27,16 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
+def check_deploy(env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+
 def test_production_settings_pass_check_deploy():
     env = process_env(
         DJANGO_DEBUG="0",
@@ -36,13 +46,7 @@ def test_production_settings_pass_check_deploy():
         DATABASE_URL="postgres://helpdesk@127.0.0.1:5432/helpdesk",
         REDIS_URL="redis://127.0.0.1:6379/0",
     )
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    result = check_deploy(env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
@@ -50,13 +54,7 @@ def test_production_settings_pass_check_deploy():
 def test_plain_http_settings_are_flagged_by_check_deploy():
     """The check is real: without DJANGO_HTTPS it reports the missing HTTPS protections."""
     env = process_env(DJANGO_HTTPS="0", SECRET_KEY=secrets.token_urlsafe(64), DJANGO_DEBUG="0")
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    result = check_deploy(env)
     assert result.returncode != 0 and "security.W008" in result.stderr + result.stdout
 
 
