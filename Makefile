@@ -49,15 +49,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 run: install
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py collectstatic --noinput -v 0
-	@if [ -n "$$REDIS_URL" ] && [ -n "$$DATABASE_URL" ]; then \
-	  echo "Production shape: daphne + a Celery worker (threads pool) on $$REDIS_URL"; \
-	  $(BIN)/celery -A helpdesk worker -P threads -c $${CELERY_CONCURRENCY:-8} -l info & \
-	  trap "kill $$!" EXIT; \
-	fi; \
-	echo; echo "  Helpdesk chat: http://$(HOST):$(PORT)/    admin: http://$(HOST):$(PORT)/admin/"; echo; \
-	$(BIN)/daphne -b $(HOST) -p $(PORT) helpdesk.asgi:application
+	@HOST=$(HOST) PORT=$(PORT) bash scripts/run.sh
 
 services:
 	@bash scripts/services-up.sh

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make run`: serve the helpdesk with daphne; with DATABASE_URL and REDIS_URL also run a Celery worker beside it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+HOST="${HOST:-127.0.0.1}"
+PORT="${PORT:-8000}"
+
+"$BIN/python" manage.py migrate --noinput
+"$BIN/python" manage.py collectstatic --noinput -v 0
+
+worker=""
+stop() {
+  trap - EXIT INT TERM
+  [ -n "${web:-}" ] && kill -TERM "$web" 2>/dev/null || true
+  # SIGTERM to the worker's main process only: Celery drains running replies, then exits.
+  [ -n "$worker" ] && kill -TERM "$worker" 2>/dev/null && wait "$worker" || true
+}
+trap stop EXIT INT TERM
+
+if [ -n "${REDIS_URL:-}" ] && [ -n "${DATABASE_URL:-}" ]; then
+  echo "Production shape: daphne + a Celery worker (threads pool) on $REDIS_URL"
+  "$BIN/celery" -A helpdesk worker -P threads -c "${CELERY_CONCURRENCY:-8}" -l info &
+  worker=$!
+else
+  echo "Embedded defaults: SQLite in var/, in-memory channel layer, replies generated in this process."
+fi
+echo
+echo "  Helpdesk chat: http://$HOST:$PORT/    admin: http://$HOST:$PORT/admin/"
+echo
+"$BIN/daphne" -b "$HOST" -p "$PORT" helpdesk.asgi:application &
+web=$!
+wait "$web"
