@@ -138,8 +138,14 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="helpdesk")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A reply whose worker died unacknowledged is redelivered after this many seconds; longer than any generation.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600)}
+# A reply whose worker died unacknowledged is redelivered after this many seconds. It must exceed the longest
+# generation plus its wait for the engine, or a slow reply would be generated twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=300),
+    # Look for such orphans every 10 s (kombu's default throttle looks only every 10th time, ~100 s).
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 1,
+}
 
 # --- Inference ------------------------------------------------------------------------------------
 # Dotted path of the engine adapter, or a short name (llamacpp).
