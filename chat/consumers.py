@@ -66,7 +66,7 @@ class CustomerConsumer(AsyncWebsocketConsumer):
             return await self.send_error("frame_too_large", "The frame is too large.")
         try:
             frame = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             return await self.send_error("invalid_json", "The frame is not valid JSON.")
         if not isinstance(frame, dict):
             return await self.send_error("invalid_frame", "A frame must be a JSON object with a type.")
@@ -101,7 +101,7 @@ class CustomerConsumer(AsyncWebsocketConsumer):
                 CLOSE_TRY_AGAIN_LATER, "service_unavailable", "The chat service is unavailable; reconnecting."
             )
         last_seq = frame.get("last_seq", 0)
-        if not isinstance(last_seq, int) or isinstance(last_seq, bool) or last_seq < 0:
+        if not isinstance(last_seq, int) or isinstance(last_seq, bool) or not 0 <= last_seq < 2**31:
             last_seq = 0
         self.hello_timer.cancel()
         try:

@@ -98,6 +98,7 @@ async def test_malformed_frames_get_error_frames_and_the_socket_keeps_serving(co
         ({"text_data": json.dumps({"type": "launch_missiles"})}, "unknown_type"),
         ({"bytes_data": b"\x00\x01"}, "invalid_frame"),
         ({"text_data": "x" * 100_000}, "frame_too_large"),
+        ({"text_data": "[" * 20_000}, "invalid_json"),
         ({"text_data": json.dumps({"type": "hello", "secret": secret})}, "already_authenticated"),
     ]
     for frame, code in cases:
@@ -107,6 +108,18 @@ async def test_malformed_frames_get_error_frames_and_the_socket_keeps_serving(co
     await communicator.send_json_to({"type": "ping"})
     assert await communicator.receive_json_from() == {"type": "pong"}
     await communicator.disconnect()
+
+
+async def test_a_nonsense_last_seq_replays_everything(conversation, fake_engine, in_process_generation):
+    conv, secret = conversation
+    communicator, _ = await hello(conv.id, secret)
+    await communicator.send_json_to({"type": "message", "content": "first"})
+    await receive_until(communicator, "done")
+    await communicator.disconnect()
+    for last_seq in (10**40, -5, "3", True):
+        again, frames = await hello(conv.id, secret, last_seq=last_seq)
+        assert [f["message"]["seq"] for f in frames if f["type"] == "message"] == [1, 2]
+        await again.disconnect()
 
 
 @pytest.mark.parametrize(
