@@ -4,12 +4,17 @@ import logging
 import time
 
 from django.conf import settings
+from prometheus_client import Counter
 
 from chat import selectors, services
 from chat.models import Message
+from inference import selectors as bot_config
 from inference.engines import EngineError, engine_get
+from inference.fallback import rule_answer
 from inference.generation import Generation
-from inference.prompt import DEFAULT_SYSTEM_PROMPT, context_fit, system_prompt_render
+from inference.params import sampling_params_build
+from inference.prompt import context_fit, system_prompt_render
+from inference.text import FullwidthPunctuation
 from inference.types import ChatTurn, SamplingParams
 
 logger = logging.getLogger(__name__)
@@ -19,25 +24,23 @@ HISTORY_LIMIT = 40
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese (简体中文)"}
 MODEL_ROLES = {Message.Role.CUSTOMER: "user", Message.Role.BOT: "assistant", Message.Role.AGENT: "assistant"}
 
+ENGINE_FAILURES = Counter(
+    "helpdesk_engine_failures_total", "Replies the engine could not give, by how they were answered", ["answered_by"]
+)
 
-def sampling_params_default() -> SamplingParams:
-    return SamplingParams(
-        max_tokens=settings.INFERENCE_MAX_TOKENS,
-        temperature=settings.INFERENCE_TEMPERATURE,
-        top_p=settings.INFERENCE_TOP_P,
-        frequency_penalty=settings.INFERENCE_FREQUENCY_PENALTY,
-    )
+
+def _language(reply: Message) -> str:
+    return reply.conversation.language.split("-")[0].lower()
 
 
 def _prompt_turns(engine, reply: Message, params: SamplingParams) -> list[ChatTurn]:
     conversation = reply.conversation
-    language = conversation.language.split("-")[0].lower()
     system_prompt = system_prompt_render(
-        DEFAULT_SYSTEM_PROMPT,
+        bot_config.system_prompt_active(),
         {
             "company_name": settings.COMPANY_NAME,
             "user_region": conversation.region,
-            "language": LANGUAGE_NAMES.get(language, conversation.language),
+            "language": LANGUAGE_NAMES.get(_language(reply), conversation.language),
         },
     )
     history = selectors.conversation_history(
@@ -48,23 +51,31 @@ def _prompt_turns(engine, reply: Message, params: SamplingParams) -> list[ChatTu
 
 
 def reply_generate(*, customer_message_id: int) -> Message | None:
-    """Answer a customer message as the bot, streaming deltas to the conversation; None if the bot must not."""
+    """Answer a customer message as the bot, streaming deltas to the conversation; None if the bot must not.
+
+    When the engine fails or gives no first token within INFERENCE_FIRST_TOKEN_TIMEOUT, a staff-written keyword
+    rule answers if one matches; otherwise the reply is stored failed and the customer is told.
+    """
     reply = services.reply_start(customer_message_id=customer_message_id)
     if reply is None:
         return None
     parts: list[str] = []
+    punctuation = FullwidthPunctuation() if _language(reply) == "zh" else None
     try:
         engine = engine_get()
-        params = sampling_params_default()
+        params = sampling_params_build(settings)
         generation = Generation(
-            engine, _prompt_turns(engine, reply, params), params, timeout_s=settings.INFERENCE_GENERATION_TIMEOUT
+            engine,
+            _prompt_turns(engine, reply, params),
+            params,
+            timeout_s=settings.INFERENCE_GENERATION_TIMEOUT,
+            first_token_timeout_s=settings.INFERENCE_FIRST_TOKEN_TIMEOUT,
         )
-        _stream(reply, generation, parts)
+        _stream(reply, generation, parts, punctuation)
         if not "".join(parts).strip():
             raise EngineError("the engine returned an empty reply")
     except EngineError as exc:
-        logger.warning("reply %s to message %s failed: %s", reply.pk, customer_message_id, exc)
-        return services.reply_fail(reply_id=reply.pk, content="".join(parts), error=str(exc))
+        return _fallback(reply, customer_message_id, "".join(parts), exc)
     except Exception as exc:
         logger.exception("reply %s to message %s crashed", reply.pk, customer_message_id)
         services.reply_fail(reply_id=reply.pk, content="".join(parts), error=f"internal error: {type(exc).__name__}")
@@ -83,12 +94,32 @@ def reply_generate(*, customer_message_id: int) -> Message | None:
     )
 
 
-def _stream(reply: Message, generation: Generation, parts: list[str]) -> None:
+def _fallback(reply: Message, customer_message_id: int, streamed: str, error: EngineError) -> Message:
+    question = Message.objects.only("content").get(pk=customer_message_id).content
+    answer = rule_answer(question, bot_config.fallback_rules(), language=reply.conversation.language)
+    if answer is None:
+        ENGINE_FAILURES.labels(answered_by="nobody").inc()
+        logger.warning("reply %s to message %s failed, no rule matched: %s", reply.pk, customer_message_id, error)
+        return services.reply_fail(reply_id=reply.pk, content=streamed, error=str(error))
+    ENGINE_FAILURES.labels(answered_by="rule").inc()
+    logger.warning("reply %s to message %s answered by a rule after: %s", reply.pk, customer_message_id, error)
+    return services.reply_complete(
+        reply_id=reply.pk,
+        content=answer,
+        stats=services.ReplyStats(
+            engine="rules", prompt_tokens=0, completion_tokens=0, ttft_ms=None, tokens_per_s=None
+        ),
+    )
+
+
+def _stream(reply: Message, generation: Generation, parts: list[str], punctuation: FullwidthPunctuation | None) -> None:
     """Publish the generation's text, gathered per CHAT_STREAM_COALESCE_MS; the first piece goes out at once."""
     interval = settings.CHAT_STREAM_COALESCE_MS / 1000
     pending: list[str] = []
     last_flush = float("-inf")
     for text in generation:
+        if punctuation is not None:
+            text = punctuation.feed(text)
         parts.append(text)
         pending.append(text)
         now = time.monotonic()

@@ -157,13 +157,16 @@ INFERENCE_MAX_MODEL_LEN = env.int("INFERENCE_MAX_MODEL_LEN", default=4096)
 # CPU threads per llama.cpp instance (0: all cores) and how many instances (each runs one sequence at a time).
 INFERENCE_THREADS = env.int("INFERENCE_THREADS", default=0)
 INFERENCE_INSTANCES = env.int("INFERENCE_INSTANCES", default=1)
-# Default sampling parameters.
+# Default sampling parameters; per-request overrides are clamped (max_tokens to INFERENCE_MAX_TOKENS_LIMIT).
 INFERENCE_MAX_TOKENS = env.int("INFERENCE_MAX_TOKENS", default=256)
+INFERENCE_MAX_TOKENS_LIMIT = env.int("INFERENCE_MAX_TOKENS_LIMIT", default=1024)
 INFERENCE_TEMPERATURE = env.float("INFERENCE_TEMPERATURE", default=0.7)
 INFERENCE_TOP_P = env.float("INFERENCE_TOP_P", default=0.9)
 INFERENCE_FREQUENCY_PENALTY = env.float("INFERENCE_FREQUENCY_PENALTY", default=0.3)
 # Seconds a whole generation may take before it is stopped and marked failed.
 INFERENCE_GENERATION_TIMEOUT = env.float("INFERENCE_GENERATION_TIMEOUT", default=120.0)
+# Seconds to wait for the first token (including the wait for a free engine) before the rule fallback answers.
+INFERENCE_FIRST_TOKEN_TIMEOUT = env.float("INFERENCE_FIRST_TOKEN_TIMEOUT", default=20.0)
 
 # --- Chat -----------------------------------------------------------------------------------------
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=4000)

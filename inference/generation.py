@@ -1,5 +1,7 @@
 """Serving logic: run one generation on an engine, with a deadline, and time it."""
 
+import queue
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -28,35 +30,76 @@ class GenerationStats:
         return round((self.completion_tokens - 1) / decode_s, 2) if decode_s > 0 else None
 
 
-class Generation:
-    """Iterate it for the text deltas; afterwards `stats` holds the token counts and timing."""
+_END = object()
 
-    def __init__(self, engine: Engine, turns: Sequence[ChatTurn], params: SamplingParams, *, timeout_s: float):
+
+class Generation:
+    """Iterate it for the text deltas; afterwards `stats` holds the token counts and timing.
+
+    The engine runs on a helper thread so that both deadlines hold even when the engine hangs without yielding:
+    no first token within `first_token_timeout_s`, or no finish within `timeout_s`, raises EngineError.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        turns: Sequence[ChatTurn],
+        params: SamplingParams,
+        *,
+        timeout_s: float,
+        first_token_timeout_s: float | None = None,
+    ):
         self.engine = engine
         self.turns = turns
         self.params = params
         self.timeout_s = timeout_s
+        self.first_token_timeout_s = min(first_token_timeout_s or timeout_s, timeout_s)
         self.stats = GenerationStats(engine=engine.name)
+
+    def _pump(self, out: queue.Queue, stop: threading.Event) -> None:
+        try:
+            deltas = self.engine.stream(self.turns, self.params)
+            try:
+                for delta in deltas:
+                    out.put(delta)
+                    if stop.is_set():
+                        break
+            finally:
+                # Closing the engine's generator stops decoding and frees its slot at once.
+                deltas.close()
+        except BaseException as exc:  # handed to the consuming thread, which raises it
+            out.put(exc)
+        else:
+            out.put(_END)
 
     def __iter__(self) -> Iterator[str]:
         started = time.monotonic()
-        deltas = self.engine.stream(self.turns, self.params)
+        deltas: queue.Queue = queue.Queue()
+        stop = threading.Event()
+        threading.Thread(target=self._pump, args=(deltas, stop), name="generation", daemon=True).start()
         try:
-            for delta in deltas:
-                now = time.monotonic()
-                if delta.text:
-                    if self.stats.ttft_ms is None:
-                        self.stats.ttft_ms = round((now - started) * 1000)
-                    yield delta.text
-                if delta.finish_reason:
-                    self.stats.finish_reason = delta.finish_reason
-                    self.stats.prompt_tokens = delta.prompt_tokens
-                    self.stats.completion_tokens = delta.completion_tokens
-                if now - started > self.timeout_s:
-                    raise EngineError(f"generation took longer than {self.timeout_s:g} s")
+            while True:
+                waiting_first = self.stats.ttft_ms is None
+                limit = self.first_token_timeout_s if waiting_first else self.timeout_s
+                try:
+                    item = deltas.get(timeout=max(0.0, started + limit - time.monotonic()))
+                except queue.Empty:
+                    what = "no first token within" if waiting_first else "generation took longer than"
+                    raise EngineError(f"{what} {limit:g} s") from None
+                if item is _END:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                if item.text:
+                    if waiting_first:
+                        self.stats.ttft_ms = round((time.monotonic() - started) * 1000)
+                    yield item.text
+                if item.finish_reason:
+                    self.stats.finish_reason = item.finish_reason
+                    self.stats.prompt_tokens = item.prompt_tokens
+                    self.stats.completion_tokens = item.completion_tokens
         finally:
-            # Closing the engine's generator stops decoding and frees its slot at once.
-            deltas.close()
+            stop.set()
             self.stats.duration_s = time.monotonic() - started
         if self.stats.finish_reason is None:
             raise EngineError("the engine stream ended without a finish")

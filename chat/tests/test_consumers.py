@@ -244,3 +244,57 @@ async def test_a_database_failure_while_storing_is_a_clear_error_not_a_crash(con
     await communicator.send_json_to({"type": "ping"})
     assert await communicator.receive_json_from() == {"type": "pong"}
     await communicator.disconnect()
+
+
+@pytest.fixture
+def password_rule(db):
+    from inference.models import FallbackRule
+
+    return FallbackRule.objects.create(
+        name="password", keywords="password\n密码", answer="Use 'Forgot password' on the sign-in page."
+    )
+
+
+async def test_a_crashed_engine_is_answered_by_a_matching_rule(
+    conversation, fake_engine, in_process_generation, password_rule
+):
+    fake_engine.script = ["Let me", EngineError("the engine crashed")]
+    conv, secret = conversation
+    communicator, _ = await hello(conv.id, secret)
+    await communicator.send_json_to({"type": "message", "content": "I lost my password"})
+    done = (await receive_until(communicator, "done"))[-1]["message"]
+    assert done["state"] == "complete" and done["content"] == password_rule.answer
+    reply = await database_sync_to_async(Message.objects.get)(role=Message.Role.BOT)
+    assert reply.engine == "rules" and reply.state == Message.State.COMPLETE
+    await communicator.disconnect()
+
+
+async def test_a_hung_engine_is_answered_by_a_rule_within_the_first_token_timeout(
+    conversation, fake_engine, in_process_generation, password_rule, settings
+):
+    import time
+
+    from inference.engines import engine_get
+
+    settings.INFERENCE_FIRST_TOKEN_TIMEOUT = 0.5
+    engine = await database_sync_to_async(engine_get)()
+    engine.delay_s = 30  # far longer than the timeout: the engine never answers in time
+    conv, secret = conversation
+    communicator, _ = await hello(conv.id, secret)
+    started = time.monotonic()
+    await communicator.send_json_to({"type": "message", "content": "password reset?"})
+    done = (await receive_until(communicator, "done", timeout=5))[-1]["message"]
+    assert time.monotonic() - started < 3
+    assert done["content"] == password_rule.answer
+    await communicator.disconnect()
+
+
+async def test_chinese_replies_get_full_width_punctuation(fake_engine, in_process_generation):
+    conv, secret = await database_sync_to_async(services.conversation_start)(language="zh-CN")
+    fake_engine.script = ["您好", ",请问", "有什么", "可以帮您", "?", "请访问 https://a.com/x,y"]
+    communicator, _ = await hello(conv.id, secret)
+    await communicator.send_json_to({"type": "message", "content": "你好"})
+    frames = await receive_until(communicator, "done")
+    streamed = "".join(f["text"] for f in frames if f["type"] == "delta")
+    assert streamed == frames[-1]["message"]["content"] == "您好，请问有什么可以帮您？请访问 https://a.com/x,y"
+    await communicator.disconnect()

@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from inference.engines.base import EngineError
@@ -39,4 +41,14 @@ def test_engine_error_mid_stream_propagates_after_partial_text():
         for text in Generation(engine, TURNS, SamplingParams(), timeout_s=10):
             seen.append(text)
     assert seen == ["partial"]
+    FakeEngine.script = None
+
+
+def test_no_first_token_within_the_first_token_timeout_raises():
+    engine = FakeEngine(delay_s=1.0)  # hangs a second before its first piece
+    FakeEngine.script = ["late"]
+    started = time.monotonic()
+    with pytest.raises(EngineError, match=r"no first token within 0\.2 s"):
+        list(Generation(engine, TURNS, SamplingParams(), timeout_s=10, first_token_timeout_s=0.2))
+    assert time.monotonic() - started < 0.8  # gave up at the deadline, not when the engine answered
     FakeEngine.script = None
