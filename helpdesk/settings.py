@@ -148,7 +148,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 
 # --- Inference ------------------------------------------------------------------------------------
-# Dotted path of the engine adapter, or a short name: llamacpp, vllm.
+# Dotted path of the engine adapter, or a short name: llamacpp, vllm, openai.
 INFERENCE_ENGINE = env.str("INFERENCE_ENGINE", default="llamacpp")
 # llamacpp: a GGUF file (empty: the bundled SmolLM2-135M-Instruct); vllm: a local Hugging Face model folder.
 INFERENCE_MODEL = env.str("INFERENCE_MODEL", default="")
@@ -157,6 +157,9 @@ INFERENCE_MAX_MODEL_LEN = env.int("INFERENCE_MAX_MODEL_LEN", default=4096)
 # CPU threads per llama.cpp instance (0: all cores) and how many instances (each runs one sequence at a time).
 INFERENCE_THREADS = env.int("INFERENCE_THREADS", default=0)
 INFERENCE_INSTANCES = env.int("INFERENCE_INSTANCES", default=1)
+# openai engine: the server's base URL (http://vllm:8000/v1) and its API key.
+INFERENCE_BASE_URL = env.str("INFERENCE_BASE_URL", default="")
+INFERENCE_API_KEY = env.str("INFERENCE_API_KEY", default="")
 # vllm engine: GPU memory share for weights + KV cache, dtype, quantization (e.g. awq), eager mode (no CUDA graphs;
 # starts much faster, decodes slower), and the model name reported in logs and the API.
 INFERENCE_GPU_MEMORY_UTILIZATION = env.float("INFERENCE_GPU_MEMORY_UTILIZATION", default=0.9)

@@ -159,3 +159,64 @@ def vllm_worker_env(base: dict, queue: str) -> dict:
         "INFERENCE_ENFORCE_EAGER": "1",
         "VLLM_CPU_KVCACHE_SPACE": "1",
     }
+
+
+def start_llamacpp_server(log_dir: Path, model: str, n_ctx: int = 2048) -> tuple[Process, str]:
+    """llama.cpp's OpenAI-compatible server (llama-cpp-python[server]); returns it and its /v1 base URL."""
+    port = free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        model,
+        "--model_alias",
+        "smollm2",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(n_ctx),
+    ]
+    proc = Process("llamacpp-server", args, os.environ.copy(), log_dir)
+    base = f"http://127.0.0.1:{port}/v1"
+    _wait_or_stop(proc, f"{base}/models", timeout=60)
+    return proc, base
+
+
+def start_vllm_server(log_dir: Path, python: str, model: str) -> tuple[Process, str]:
+    """vLLM's OpenAI-compatible server on this CPU (vllm-cpu); returns it and its /v1 base URL."""
+    port = free_port()
+    args = [
+        python,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        model,
+        "--served-model-name",
+        "smollm2",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--max-model-len",
+        "2048",
+        "--enforce-eager",
+        "--gpu-memory-utilization",
+        "0.5",
+    ]
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
+    proc = Process("vllm-server", args, env, log_dir)
+    base = f"http://127.0.0.1:{port}/v1"
+    _wait_or_stop(proc, f"{base}/models", timeout=240)
+    return proc, base
+
+
+def _wait_or_stop(proc: Process, url: str, timeout: float) -> None:
+    try:
+        wait_http(url, timeout=timeout)
+    except TimeoutError:
+        output = proc.output()
+        proc.stop()
+        raise TimeoutError(f"{proc.name} did not start:\n{output[-4000:]}") from None

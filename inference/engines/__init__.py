@@ -13,6 +13,7 @@ __all__ = ["Engine", "EngineError", "engine_get", "engine_reset"]
 ENGINE_ALIASES = {
     "llamacpp": "inference.engines.llamacpp.LlamaCppEngine",
     "vllm": "inference.engines.vllm.VllmEngine",
+    "openai": "inference.engines.openai.OpenAIEngine",
 }
 
 _engine: Engine | None = None
