@@ -6,7 +6,7 @@ import time
 from django.conf import settings
 from prometheus_client import Counter
 
-from chat import selectors, services
+from chat import services, session_cache
 from chat.models import Message
 from inference import selectors as bot_config
 from inference.engines import EngineError, engine_get
@@ -19,8 +19,6 @@ from inference.types import ChatTurn, SamplingParams
 
 logger = logging.getLogger(__name__)
 
-# How many earlier messages are read from the database before trimming to the token budget.
-HISTORY_LIMIT = 40
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese (简体中文)"}
 MODEL_ROLES = {Message.Role.CUSTOMER: "user", Message.Role.BOT: "assistant", Message.Role.AGENT: "assistant"}
 
@@ -43,10 +41,8 @@ def _prompt_turns(engine, reply: Message, params: SamplingParams) -> list[ChatTu
             "language": LANGUAGE_NAMES.get(_language(reply), conversation.language),
         },
     )
-    history = selectors.conversation_history(
-        conversation_id=conversation.id, before_seq=reply.seq - 1, limit=HISTORY_LIMIT
-    )
-    turns = [ChatTurn(MODEL_ROLES[m.role], m.content) for m in history]
+    history, _cached = session_cache.turns_before(conversation_id=conversation.id, seq=reply.seq)
+    turns = [ChatTurn(MODEL_ROLES[role], content) for role, content in history]
     return context_fit(engine, system_prompt, turns, reserve_tokens=params.max_tokens)
 
 

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from chat import broadcast
+from chat import broadcast, session_cache
 from chat.models import Conversation, Message
 from chat.selectors import secret_hash
 from chat.serializers import message_to_dict
@@ -104,6 +104,7 @@ def message_post_customer(*, conversation_id: uuid.UUID, content, client_id: str
         conversation=conversation, seq=seq, role=Message.Role.CUSTOMER, content=content, client_id=client_id
     )
     _broadcast_on_commit(conversation, {"type": "chat.message", "message": message_to_dict(message)})
+    transaction.on_commit(partial(session_cache.turn_append, message))
     if conversation.status == Conversation.Status.BOT:
         from chat.dispatch import reply_enqueue
 
@@ -165,6 +166,7 @@ def reply_unavailable(*, customer_message_id: int, error: str) -> Message | None
     if not created:
         return None
     _broadcast_on_commit(conversation, {"type": "chat.done", "message": message_to_dict(reply)})
+    transaction.on_commit(partial(session_cache.turn_append, reply))
     return reply
 
 
@@ -187,6 +189,7 @@ def reply_complete(*, reply_id: int, content: str, stats: ReplyStats) -> Message
     reply.completed_at = timezone.now()
     reply.save()
     _broadcast_on_commit(reply.conversation, {"type": "chat.done", "message": message_to_dict(reply)})
+    transaction.on_commit(partial(session_cache.turn_append, reply))
     return reply
 
 
@@ -200,4 +203,5 @@ def reply_fail(*, reply_id: int, content: str, error: str) -> Message:
     reply.completed_at = timezone.now()
     reply.save()
     _broadcast_on_commit(reply.conversation, {"type": "chat.done", "message": message_to_dict(reply)})
+    transaction.on_commit(partial(session_cache.turn_append, reply))
     return reply

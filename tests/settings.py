@@ -11,4 +11,5 @@ from helpdesk.settings import *  # noqa: F403
 _RUN = f"test{os.getpid()}"
 CELERY_TASK_DEFAULT_QUEUE = f"helpdesk-{_RUN}"
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"asgi-{_RUN}"  # noqa: F405
+CACHES["default"]["KEY_PREFIX"] = f"helpdesk-{_RUN}"  # noqa: F405
 CHAT_HELLO_TIMEOUT = 2.0
