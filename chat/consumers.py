@@ -17,7 +17,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chat import selectors, services
+from chat import presence, selectors, services
 from chat.serializers import conversation_to_dict, message_to_dict
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ class CustomerConsumer(AsyncWebsocketConsumer):
             self.hello_timer.cancel()
         if self.conversation is not None:
             await self.channel_layer.group_discard(self.conversation.group_name, self.channel_name)
+            await database_sync_to_async(presence.customer_disconnected)(self.conversation.id)
 
     async def _close_without_hello(self) -> None:
         await asyncio.sleep(settings.CHAT_HELLO_TIMEOUT)
@@ -108,6 +109,7 @@ class CustomerConsumer(AsyncWebsocketConsumer):
             # Join the group before reading the backlog, so nothing falls between the two; the client drops
             # anything it sees twice by sequence number.
             await self.channel_layer.group_add(conversation.group_name, self.channel_name)
+            await database_sync_to_async(presence.customer_connected)(conversation.id)
             self.conversation = conversation
             missed = await database_sync_to_async(selectors.messages_visible_to_customer)(
                 conversation=conversation, after_seq=last_seq

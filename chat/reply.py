@@ -6,7 +6,7 @@ import time
 from django.conf import settings
 from prometheus_client import Counter
 
-from chat import services, session_cache
+from chat import presence, services, session_cache
 from chat.models import Message
 from inference import selectors as bot_config
 from inference.engines import EngineError, engine_get
@@ -70,6 +70,9 @@ def reply_generate(*, customer_message_id: int) -> Message | None:
         _stream(reply, generation, parts, punctuation)
         if not "".join(parts).strip():
             raise EngineError("the engine returned an empty reply")
+    except ReplyAbandoned:
+        logger.info("reply %s stopped: the customer left", reply.pk)
+        return services.reply_fail(reply_id=reply.pk, content="".join(parts), error="customer left")
     except EngineError as exc:
         return _fallback(reply, customer_message_id, "".join(parts), exc)
     except Exception as exc:
@@ -108,12 +111,28 @@ def _fallback(reply: Message, customer_message_id: int, streamed: str, error: En
     )
 
 
+class ReplyAbandoned(Exception):
+    """The customer left: the rest of the reply would be generated for nobody."""
+
+
+# Seconds between checks that the customer is still there (a cache read, so not per token).
+PRESENCE_CHECK_INTERVAL_S = 1.0
+
+
 def _stream(reply: Message, generation: Generation, parts: list[str], punctuation: FullwidthPunctuation | None) -> None:
-    """Publish the generation's text, gathered per CHAT_STREAM_COALESCE_MS; the first piece goes out at once."""
+    """Publish the generation's text, gathered per CHAT_STREAM_COALESCE_MS; the first piece goes out at once.
+
+    Stops (and so frees the engine) with ReplyAbandoned once the customer has left for good.
+    """
     interval = settings.CHAT_STREAM_COALESCE_MS / 1000
     pending: list[str] = []
     last_flush = float("-inf")
+    next_presence_check = time.monotonic() + PRESENCE_CHECK_INTERVAL_S
     for text in generation:
+        if time.monotonic() >= next_presence_check:
+            next_presence_check = time.monotonic() + PRESENCE_CHECK_INTERVAL_S
+            if presence.customer_gone(reply.conversation_id):
+                raise ReplyAbandoned
         if punctuation is not None:
             text = punctuation.feed(text)
         parts.append(text)

@@ -194,6 +194,8 @@ INFERENCE_FIRST_TOKEN_TIMEOUT = env.float("INFERENCE_FIRST_TOKEN_TIMEOUT", defau
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=4000)
 # Deltas are gathered for this long before one channel-layer send, so Redis is not hit per token.
 CHAT_STREAM_COALESCE_MS = env.int("CHAT_STREAM_COALESCE_MS", default=50)
+# Seconds after the customer's last socket closed before a reply still generating for them is stopped.
+CHAT_ABANDON_AFTER = env.float("CHAT_ABANDON_AFTER", default=30.0)
 # Seconds a new socket has to send its hello frame (conversation secret) before it is closed.
 CHAT_HELLO_TIMEOUT = env.float("CHAT_HELLO_TIMEOUT", default=10.0)
 # The prompt's history: this many recent messages, cached (Redis) this many seconds, then read from the database.

@@ -298,3 +298,47 @@ async def test_chinese_replies_get_full_width_punctuation(fake_engine, in_proces
     streamed = "".join(f["text"] for f in frames if f["type"] == "delta")
     assert streamed == frames[-1]["message"]["content"] == "您好，请问有什么可以帮您？请访问 https://a.com/x,y"
     await communicator.disconnect()
+
+
+async def test_a_reply_stops_once_the_customer_has_left(conversation, fake_engine, in_process_generation, settings):
+    import asyncio
+
+    settings.CHAT_ABANDON_AFTER = 0.3
+    fake_engine.script = ["word "] * 100
+    engine = await database_sync_to_async(__import__("inference.engines", fromlist=["engine_get"]).engine_get)()
+    engine.delay_s = 0.05  # a 5-second reply
+    conv, secret = conversation
+    communicator, _ = await hello(conv.id, secret)
+    await communicator.send_json_to({"type": "message", "content": "tell me a long story"})
+    frames = []
+    while not any(f["type"] == "delta" for f in frames):
+        frames.append(await communicator.receive_json_from(5))
+    await communicator.disconnect()
+
+    for _ in range(60):
+        await asyncio.sleep(0.1)
+        reply = await database_sync_to_async(Message.objects.get)(role=Message.Role.BOT)
+        if reply.state != Message.State.STREAMING:
+            break
+    assert reply.state == Message.State.FAILED and reply.error == "customer left"
+    assert 0 < len(reply.content.split()) < 100  # stopped part-way, not run to the end
+
+
+async def test_a_reload_within_the_grace_period_keeps_the_reply_going(
+    conversation, fake_engine, in_process_generation, settings
+):
+    settings.CHAT_ABANDON_AFTER = 30
+    fake_engine.script = ["word "] * 30
+    engine = await database_sync_to_async(__import__("inference.engines", fromlist=["engine_get"]).engine_get)()
+    engine.delay_s = 0.05
+    conv, secret = conversation
+    first, _ = await hello(conv.id, secret)
+    await first.send_json_to({"type": "message", "content": "tell me a story"})
+    await first.receive_json_from(5)
+    await first.disconnect()  # the page reloads
+    second, frames = await hello(conv.id, secret, last_seq=1)
+    if frames[-1]["type"] != "done":
+        frames += await receive_until(second, "done")
+    done = frames[-1]["message"]
+    assert done["state"] == "complete" and len(done["content"].split()) == 30
+    await second.disconnect()

@@ -1,0 +1,42 @@
+"""Whether a conversation's customer is still connected, so a reply nobody will read can be stopped.
+
+Each customer socket counts itself in while open. When the count drops to zero the time is noted; a reply whose
+customer has been gone longer than CHAT_ABANDON_AFTER stops generating (a page reload reconnects well within it).
+A socket that dies with its server never counts itself out: the key expires, and replies keep going meanwhile.
+"""
+
+import time
+import uuid
+
+from django.conf import settings
+from django.core.cache import cache
+
+KEY_TTL_S = 3600
+
+
+def _keys(conversation_id: uuid.UUID) -> tuple[str, str]:
+    return f"chat:online:{conversation_id}", f"chat:left:{conversation_id}"
+
+
+def customer_connected(conversation_id: uuid.UUID) -> None:
+    online, left = _keys(conversation_id)
+    cache.add(online, 0, KEY_TTL_S)
+    cache.incr(online)
+    cache.touch(online, KEY_TTL_S)
+    cache.delete(left)
+
+
+def customer_disconnected(conversation_id: uuid.UUID) -> None:
+    online, left = _keys(conversation_id)
+    try:
+        remaining = cache.decr(online)
+    except ValueError:  # the key expired meanwhile
+        remaining = 0
+    if remaining <= 0:
+        cache.set(left, time.time(), KEY_TTL_S)
+
+
+def customer_gone(conversation_id: uuid.UUID) -> bool:
+    """True once no socket of the customer has been open for CHAT_ABANDON_AFTER seconds."""
+    left_at = cache.get(_keys(conversation_id)[1])
+    return left_at is not None and time.time() - left_at > settings.CHAT_ABANDON_AFTER
