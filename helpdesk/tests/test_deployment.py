@@ -109,3 +109,14 @@ def test_env_example_documents_every_setting():
     missing = SETTINGS_VARIABLES - documented
     assert not missing, f".env.example does not document: {sorted(missing)}"
     assert not documented - SETTINGS_VARIABLES - {"POSTGRES_PASSWORD", "VLLM_API_KEY"}
+
+
+def test_compose_workers_reach_the_vllm_service(compose):
+    worker = compose["services"]["worker"]
+    vllm = compose["services"]["vllm"]
+    flags = dict([*arg.lstrip("-").split("=", 1), "true"][:2] for arg in vllm["command"])
+    environment = worker["environment"]
+    assert environment["INFERENCE_BASE_URL"].endswith(f"http://vllm:{flags['port']}/v1}}")
+    assert flags["served-model-name"] in environment["INFERENCE_SERVED_MODEL_NAME"]
+    assert environment["INFERENCE_API_KEY"].startswith("${VLLM_API_KEY:?")  # the key the server requires
+    assert worker["depends_on"]["vllm"]["condition"] == "service_healthy"
