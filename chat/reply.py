@@ -94,8 +94,7 @@ def reply_generate(*, customer_message_id: int) -> Message | None:
 
 
 def _fallback(reply: Message, customer_message_id: int, streamed: str, error: EngineError) -> Message:
-    question = Message.objects.only("content").get(pk=customer_message_id).content
-    answer = rule_answer(question, bot_config.fallback_rules(), language=reply.conversation.language)
+    answer = rule_answer(reply.in_reply_to.content, bot_config.fallback_rules(), language=reply.conversation.language)
     if answer is None:
         ENGINE_FAILURES.labels(answered_by="nobody").inc()
         logger.warning("reply %s to message %s failed, no rule matched: %s", reply.pk, customer_message_id, error)

@@ -92,7 +92,10 @@ class SilentServer:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            self.connections.append(conn)
+            self.handle(conn)
+
+    def handle(self, conn):
+        self.connections.append(conn)
 
     def close(self):
         self.sock.close()
@@ -103,18 +106,13 @@ class SilentServer:
 class CrashingServer(SilentServer):
     """Answers every request with the start of a stream, then drops the connection (a server that dies)."""
 
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            conn.recv(65536)
-            conn.sendall(
-                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-                b'2d\r\ndata: {"choices":[{"delta":{"content":"Hi"}}]}\n\n\r\n'
-            )
-            conn.close()
+    def handle(self, conn):
+        conn.recv(65536)
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+            b'2d\r\ndata: {"choices":[{"delta":{"content":"Hi"}}]}\n\n\r\n'
+        )
+        conn.close()
 
 
 def test_a_dropped_stream_is_an_engine_error():
