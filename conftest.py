@@ -14,6 +14,7 @@ def fake_engine(settings):
     settings.INFERENCE_ENGINE = "inference.tests.fakes.FakeEngine"
     engine_reset()
     FakeEngine.script = None
+    FakeEngine.calls = []
     yield FakeEngine
     FakeEngine.script = None
     engine_reset()

@@ -150,6 +150,12 @@ class CustomerConsumer(AsyncWebsocketConsumer):
     async def chat_done(self, event: dict) -> None:
         await self.send_json({"type": "done", "message": event["message"]})
 
+    async def chat_withdrawn(self, event: dict) -> None:
+        await self.send_json({"type": "withdrawn", "seq": event["seq"]})
+
+    async def chat_status(self, event: dict) -> None:
+        await self.send_json({"type": "status", "status": event["status"]})
+
 
 class UnknownRouteConsumer(AsyncWebsocketConsumer):
     """Any other `ws/` path: the handshake is refused (HTTP 403) instead of the router raising a server error."""

@@ -2,8 +2,16 @@
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+
+class HandoffReason(models.TextChoices):
+    MODEL_DEFERRED = "model_deferred", "The bot could not help"
+    CUSTOMER_REQUEST = "customer_request", "The customer asked for a person"
+    ENGINE_FAILURE = "engine_failure", "The bot failed and no rule answered"
+    NO_KNOWLEDGE = "no_knowledge", "Nothing relevant is known"
 
 
 class Conversation(models.Model):
@@ -24,6 +32,14 @@ class Conversation(models.Model):
     customer_email = models.EmailField(blank=True)
     # The sequence number of the newest message; the next message gets last_seq + 1.
     last_seq = models.PositiveIntegerField(default=0)
+    # Handoff to a person: why, which message caused it, the model's summary for the agent, and who has it.
+    handoff_reason = models.CharField(max_length=32, choices=HandoffReason.choices, blank=True)
+    handoff_message = models.ForeignKey("Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    handoff_summary = models.TextField(blank=True)
+    handed_off_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     resolved_at = models.DateTimeField(null=True, blank=True)

@@ -7,8 +7,9 @@ from django.conf import settings
 from prometheus_client import Counter
 
 from chat import presence, services, session_cache
-from chat.models import Message
+from chat.models import Conversation, HandoffReason, Message
 from inference import selectors as bot_config
+from inference.deferral import DeferralFilter
 from inference.engines import EngineError, engine_get
 from inference.fallback import rule_answer
 from inference.generation import Generation
@@ -57,6 +58,7 @@ def reply_generate(*, customer_message_id: int) -> Message | None:
         return None
     parts: list[str] = []
     punctuation = FullwidthPunctuation() if _language(reply) == "zh" else None
+    deferral = DeferralFilter()
     try:
         engine = engine_get()
         params = sampling_params_build(settings)
@@ -67,12 +69,20 @@ def reply_generate(*, customer_message_id: int) -> Message | None:
             timeout_s=settings.INFERENCE_GENERATION_TIMEOUT,
             first_token_timeout_s=settings.INFERENCE_FIRST_TOKEN_TIMEOUT,
         )
-        _stream(reply, generation, parts, punctuation)
+        _stream(reply, generation, parts, punctuation, deferral)
+        if deferral.deferred:
+            logger.info("reply %s: the model deferred to a person", reply.pk)
+            services.conversation_hand_off(
+                conversation_id=reply.conversation_id,
+                reason=HandoffReason.MODEL_DEFERRED,
+                message_id=customer_message_id,
+            )
+            return None
         if not "".join(parts).strip():
             raise EngineError("the engine returned an empty reply")
-    except ReplyAbandoned:
-        logger.info("reply %s stopped: the customer left", reply.pk)
-        return services.reply_fail(reply_id=reply.pk, content="".join(parts), error="customer left")
+    except ReplyStopped as stop:
+        logger.info("reply %s stopped: %s", reply.pk, stop)
+        return services.reply_fail(reply_id=reply.pk, content="".join(parts), error=str(stop))
     except EngineError as exc:
         return _fallback(reply, customer_message_id, "".join(parts), exc)
     except Exception as exc:
@@ -98,7 +108,11 @@ def _fallback(reply: Message, customer_message_id: int, streamed: str, error: En
     if answer is None:
         ENGINE_FAILURES.labels(answered_by="nobody").inc()
         logger.warning("reply %s to message %s failed, no rule matched: %s", reply.pk, customer_message_id, error)
-        return services.reply_fail(reply_id=reply.pk, content=streamed, error=str(error))
+        failed = services.reply_fail(reply_id=reply.pk, content=streamed, error=str(error))
+        services.conversation_hand_off(
+            conversation_id=reply.conversation_id, reason=HandoffReason.ENGINE_FAILURE, message_id=customer_message_id
+        )
+        return failed
     ENGINE_FAILURES.labels(answered_by="rule").inc()
     logger.warning("reply %s to message %s answered by a rule after: %s", reply.pk, customer_message_id, error)
     return services.reply_complete(
@@ -110,30 +124,49 @@ def _fallback(reply: Message, customer_message_id: int, streamed: str, error: En
     )
 
 
-class ReplyAbandoned(Exception):
-    """The customer left: the rest of the reply would be generated for nobody."""
+class ReplyStopped(Exception):
+    """The rest of the reply is not wanted: the customer left, or the conversation went to a person."""
 
 
-# Seconds between checks that the customer is still there (a cache read, so not per token).
-PRESENCE_CHECK_INTERVAL_S = 1.0
+# Seconds between checks that the reply is still wanted (a cache read and a query, so not per token).
+STILL_WANTED_CHECK_INTERVAL_S = 1.0
 
 
-def _stream(reply: Message, generation: Generation, parts: list[str], punctuation: FullwidthPunctuation | None) -> None:
+def _still_wanted(reply: Message) -> None:
+    if presence.customer_gone(reply.conversation_id):
+        raise ReplyStopped("customer left")
+    status = Conversation.objects.filter(pk=reply.conversation_id).values_list("status", flat=True).first()
+    if status != Conversation.Status.BOT:
+        raise ReplyStopped("handed off")
+
+
+def _stream(
+    reply: Message,
+    generation: Generation,
+    parts: list[str],
+    punctuation: FullwidthPunctuation | None,
+    deferral: DeferralFilter,
+) -> None:
     """Publish the generation's text, gathered per CHAT_STREAM_COALESCE_MS; the first piece goes out at once.
 
-    Stops (and so frees the engine) with ReplyAbandoned once the customer has left for good.
+    The model's handoff signal is cut out before anything is published, and ends the stream. Stops (freeing the
+    engine) with ReplyStopped once the customer has left for good or the conversation was handed off.
     """
     interval = settings.CHAT_STREAM_COALESCE_MS / 1000
     pending: list[str] = []
     last_flush = float("-inf")
-    next_presence_check = time.monotonic() + PRESENCE_CHECK_INTERVAL_S
-    for text in generation:
-        if time.monotonic() >= next_presence_check:
-            next_presence_check = time.monotonic() + PRESENCE_CHECK_INTERVAL_S
-            if presence.customer_gone(reply.conversation_id):
-                raise ReplyAbandoned
+    next_check = time.monotonic() + STILL_WANTED_CHECK_INTERVAL_S
+    for raw in generation:
+        if time.monotonic() >= next_check:
+            next_check = time.monotonic() + STILL_WANTED_CHECK_INTERVAL_S
+            _still_wanted(reply)
+        text = deferral.feed(raw)
+        if deferral.deferred:
+            return
         if punctuation is not None:
             text = punctuation.feed(text)
+        if not text:
+            continue  # held back: it may be the start of the handoff signal
         parts.append(text)
         pending.append(text)
         now = time.monotonic()
@@ -141,5 +174,10 @@ def _stream(reply: Message, generation: Generation, parts: list[str], punctuatio
             services.reply_delta_publish(reply=reply, text="".join(pending))
             pending.clear()
             last_flush = now
+    held = deferral.flush()
+    if held:
+        held = punctuation.feed(held) if punctuation is not None else held
+        parts.append(held)
+        pending.append(held)
     if pending:
         services.reply_delta_publish(reply=reply, text="".join(pending))

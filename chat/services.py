@@ -9,10 +9,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from chat import broadcast, session_cache
-from chat.models import Conversation, Message
+from chat import broadcast, session_cache, signals
+from chat.models import Conversation, HandoffReason, Message
 from chat.selectors import secret_hash
 from chat.serializers import message_to_dict
+from inference.deferral import customer_asks_for_human
 
 
 class MessageRejected(ValueError):
@@ -106,9 +107,14 @@ def message_post_customer(*, conversation_id: uuid.UUID, content, client_id: str
     _broadcast_on_commit(conversation, {"type": "chat.message", "message": message_to_dict(message)})
     transaction.on_commit(partial(session_cache.turn_append, message))
     if conversation.status == Conversation.Status.BOT:
-        from chat.dispatch import reply_enqueue
+        if customer_asks_for_human(content):
+            conversation_hand_off(
+                conversation_id=conversation.id, reason=HandoffReason.CUSTOMER_REQUEST, message_id=message.id
+            )
+        else:
+            from chat.dispatch import reply_enqueue
 
-        transaction.on_commit(partial(reply_enqueue, conversation_id=conversation.id, message_id=message.id))
+            transaction.on_commit(partial(reply_enqueue, conversation_id=conversation.id, message_id=message.id))
     return message, True
 
 
@@ -175,10 +181,41 @@ def reply_delta_publish(*, reply: Message, text: str) -> None:
     broadcast.group_send(reply.conversation.group_name, {"type": "chat.delta", "seq": reply.seq, "text": text})
 
 
+def _reply_locked_if_bot_may_speak(reply_id: int) -> Message | None:
+    """The reply, its conversation locked, if the bot still has the conversation; else the reply is withdrawn.
+
+    This re-check under the row lock is what keeps the bot silent after a handoff, even for a reply that was
+    streaming when it happened.
+    """
+    reply = Message.objects.select_related("conversation").filter(pk=reply_id).first()
+    if reply is None:  # already withdrawn by the handoff
+        return None
+    conversation = _conversation_lock(reply.conversation_id)
+    if not Message.objects.filter(pk=reply_id).exists():  # withdrawn while we waited for the lock
+        return None
+    if conversation.status == Conversation.Status.BOT:
+        reply.conversation = conversation
+        return reply
+    _reply_withdraw(reply)
+    return None
+
+
+def _reply_withdraw(reply: Message) -> None:
+    """Delete an unfinished bot reply and tell the clients to remove what they showed of it."""
+    seq, conversation = reply.seq, reply.conversation
+    reply.delete()
+    _broadcast_on_commit(conversation, {"type": "chat.withdrawn", "seq": seq})
+
+
 @transaction.atomic
-def reply_complete(*, reply_id: int, content: str, stats: ReplyStats) -> Message:
-    """Store the finished bot reply with its token counts and timing, and tell the clients."""
-    reply = Message.objects.select_for_update().select_related("conversation").get(pk=reply_id)
+def reply_complete(*, reply_id: int, content: str, stats: ReplyStats) -> Message | None:
+    """Store the finished bot reply with its token counts and timing, and tell the clients.
+
+    None if the conversation was handed off meanwhile: then the reply is withdrawn instead.
+    """
+    reply = _reply_locked_if_bot_may_speak(reply_id)
+    if reply is None:
+        return None
     reply.content = content
     reply.state = Message.State.COMPLETE
     reply.engine = stats.engine
@@ -194,9 +231,11 @@ def reply_complete(*, reply_id: int, content: str, stats: ReplyStats) -> Message
 
 
 @transaction.atomic
-def reply_fail(*, reply_id: int, content: str, error: str) -> Message:
-    """Mark a reply failed, keeping what was streamed, and tell the customer."""
-    reply = Message.objects.select_for_update().select_related("conversation").get(pk=reply_id)
+def reply_fail(*, reply_id: int, content: str, error: str) -> Message | None:
+    """Mark a reply failed, keeping what was streamed, and tell the customer (withdrawn if handed off meanwhile)."""
+    reply = _reply_locked_if_bot_may_speak(reply_id)
+    if reply is None:
+        return None
     reply.content = content
     reply.state = Message.State.FAILED
     reply.error = error[:255]
@@ -205,3 +244,48 @@ def reply_fail(*, reply_id: int, content: str, error: str) -> Message:
     _broadcast_on_commit(reply.conversation, {"type": "chat.done", "message": message_to_dict(reply)})
     transaction.on_commit(partial(session_cache.turn_append, reply))
     return reply
+
+
+@transaction.atomic
+def conversation_hand_off(*, conversation_id: uuid.UUID, reason: str, message_id: int | None = None) -> bool:
+    """Move a bot conversation to the agents' queue. False if it was not with the bot (already handed off).
+
+    From here the bot never speaks until an agent hands the conversation back: replies not yet finished are
+    withdrawn now, and every later bot write re-checks the status under this same row lock.
+    """
+    conversation = _conversation_lock(conversation_id)
+    if conversation.status != Conversation.Status.BOT:
+        return False
+    for reply in conversation.messages.filter(role=Message.Role.BOT, state=Message.State.STREAMING):
+        reply.conversation = conversation
+        _reply_withdraw(reply)
+    conversation.status = Conversation.Status.QUEUED
+    conversation.handoff_reason = reason
+    conversation.handoff_message_id = message_id
+    conversation.handoff_summary = ""
+    conversation.handed_off_at = timezone.now()
+    conversation.assignee = None
+    conversation.save()
+    notice = Message.objects.create(
+        conversation=conversation,
+        seq=_seq_take(conversation),
+        role=Message.Role.SYSTEM,
+        content="Connecting you with a member of our team. Please stay here; they will reply in this chat.",
+    )
+    _broadcast_on_commit(conversation, {"type": "chat.message", "message": message_to_dict(notice)})
+    _broadcast_on_commit(conversation, {"type": "chat.status", "status": conversation.status})
+    signals.conversation_handed_off.send(sender=Conversation, conversation=conversation, reason=reason)
+    return True
+
+
+@transaction.atomic
+def conversation_assign(*, conversation_id: uuid.UUID, agent, expected_status: str) -> bool:
+    """Give the conversation to `agent` if its status is still `expected_status`; exactly one caller wins a race."""
+    conversation = _conversation_lock(conversation_id)
+    if conversation.status != expected_status:
+        return False
+    conversation.status = Conversation.Status.AGENT
+    conversation.assignee = agent
+    conversation.save(update_fields=["status", "assignee", "updated_at"])
+    _broadcast_on_commit(conversation, {"type": "chat.status", "status": conversation.status})
+    return True

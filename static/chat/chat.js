@@ -85,6 +85,13 @@
     log.scrollTop = log.scrollHeight;
   }
 
+  // A reply the bot started but must not finish (the conversation went to a person): take it off the page.
+  function withdraw(seq) {
+    const item = rendered.get(seq);
+    if (item) { item.li.remove(); rendered.delete(seq); }
+    setTyping(log.querySelectorAll(".msg--streaming").length > 0);
+  }
+
   function send(frame) { socket.send(JSON.stringify(frame)); }
 
   // Messages not yet acknowledged are sent again; the server stores each client_id once.
@@ -106,6 +113,10 @@
           break;
         case "message": case "done": render(frame.message); break;
         case "delta": appendDelta(frame.seq, frame.text); break;
+        case "withdrawn": withdraw(frame.seq); break;
+        case "status":
+          setStatus(frame.status === "queued" ? "Waiting for an agent" : frame.status === "agent" ? "Agent" : "Online");
+          break;
         case "ack": outbox.delete(frame.client_id); break;
         case "error":
           if (frame.code === "access_denied") { localStorage.removeItem(STORE_KEY); conv = null; }

@@ -1,0 +1,52 @@
+"""Writes of the staff side: tickets, and agents taking conversations."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from chat import broadcast
+from chat import services as chat_services
+from chat.models import Conversation
+from helpdesk.models import Ticket
+
+AGENTS_GROUP = "agents"
+
+
+def _notify_agents(event: dict) -> None:
+    transaction.on_commit(lambda: broadcast.group_send(AGENTS_GROUP, event))
+
+
+@transaction.atomic
+def ticket_open_for_handoff(*, conversation: Conversation, reason: str) -> Ticket:
+    """Open (or reopen) the ticket of a handed-off conversation and tell the online agents."""
+    first_question = conversation.messages.filter(role="customer").order_by("seq").values_list("content", flat=True)
+    subject = (first_question.first() or "Chat")[:200]
+    ticket, created = Ticket.objects.select_for_update().get_or_create(
+        conversation=conversation, defaults={"subject": subject, "status": Ticket.Status.NEW}
+    )
+    if not created and ticket.status in (Ticket.Status.RESOLVED, Ticket.Status.CLOSED):
+        ticket.status = Ticket.Status.OPEN
+        ticket.save(update_fields=["status", "updated_at"])
+    _notify_agents(
+        {
+            "type": "queue.added",
+            "conversation": str(conversation.id),
+            "ticket": ticket.pk,
+            "reason": reason,
+            "at": timezone.now().isoformat(),
+        }
+    )
+    return ticket
+
+
+@transaction.atomic
+def conversation_claim(*, conversation_id, agent) -> bool:
+    """Take a queued conversation. Exactly one agent wins a race; the others get False and see it leave the queue."""
+    if not chat_services.conversation_assign(
+        conversation_id=conversation_id, agent=agent, expected_status=Conversation.Status.QUEUED
+    ):
+        return False
+    Ticket.objects.filter(conversation_id=conversation_id).update(
+        assignee=agent, status=Ticket.Status.OPEN, updated_at=timezone.now()
+    )
+    _notify_agents({"type": "queue.claimed", "conversation": str(conversation_id), "agent": agent.get_username()})
+    return True

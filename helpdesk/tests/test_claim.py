@@ -1,0 +1,51 @@
+import threading
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from chat import services as chat_services
+from chat.models import Conversation, HandoffReason
+from helpdesk import services
+from helpdesk.models import Ticket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def agents():
+    User = get_user_model()
+    return User.objects.create_user("ann", password="x"), User.objects.create_user("bob", password="x")
+
+
+def test_two_agents_claiming_at_once_get_exactly_one_owner_50_times(agents):
+    for _ in range(50):
+        conversation, _ = chat_services.conversation_start()
+        chat_services.conversation_hand_off(conversation_id=conversation.id, reason=HandoffReason.CUSTOMER_REQUEST)
+        barrier = threading.Barrier(2)
+        results = {}
+
+        def claim(agent, barrier=barrier, results=results, conversation=conversation):
+            try:
+                barrier.wait()
+                results[agent.username] = services.conversation_claim(conversation_id=conversation.id, agent=agent)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=claim, args=(agent,)) for agent in agents]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        winners = [name for name, won in results.items() if won]
+        assert len(winners) == 1, results
+        row = Conversation.objects.select_related("assignee").get(pk=conversation.id)
+        assert row.status == Conversation.Status.AGENT and row.assignee.username == winners[0]
+        ticket = Ticket.objects.select_related("assignee").get(conversation_id=conversation.id)
+        assert ticket.assignee.username == winners[0] and ticket.status == Ticket.Status.OPEN
+
+
+def test_a_conversation_still_with_the_bot_cannot_be_claimed(agents):
+    conversation, _ = chat_services.conversation_start()
+    assert not services.conversation_claim(conversation_id=conversation.id, agent=agents[0])
+    assert Conversation.objects.get(pk=conversation.id).status == Conversation.Status.BOT
