@@ -76,9 +76,15 @@ class CustomerConsumer(AsyncWebsocketConsumer):
             return await self.receive_hello(frame)
         if kind == "ping":
             return await self.send_json({"type": "pong"})
-        if kind == "message":
+        if kind in ("message", "rate", "typing"):
             if self.conversation is None:
                 return await self._refuse(CLOSE_HELLO_REQUIRED, "hello_required", "Send a hello frame first.")
+            if kind == "rate":
+                return await self.receive_rate(frame)
+            if kind == "typing":
+                return await database_sync_to_async(services.typing_signal)(
+                    conversation_id=self.conversation.id, role="customer", on=bool(frame.get("on"))
+                )
             return await self.receive_message(frame)
         await self.send_error("unknown_type", f"Unknown frame type {str(kind)[:40]!r}.")
 
@@ -139,6 +145,15 @@ class CustomerConsumer(AsyncWebsocketConsumer):
             )
         await self.send_json({"type": "ack", "client_id": message.client_id, "seq": message.seq})
 
+    async def receive_rate(self, frame: dict) -> None:
+        try:
+            await database_sync_to_async(services.rating_create)(
+                conversation_id=self.conversation.id, score=frame.get("score"), comment=frame.get("comment", "")
+            )
+        except services.ActionRefused as exc:
+            return await self.send_error(exc.code, str(exc))
+        await self.send_json({"type": "rated"})
+
     # Channel-layer events sent by chat services to the conversation's group.
 
     async def chat_message(self, event: dict) -> None:
@@ -155,6 +170,10 @@ class CustomerConsumer(AsyncWebsocketConsumer):
 
     async def chat_status(self, event: dict) -> None:
         await self.send_json({"type": "status", "status": event["status"]})
+
+    async def chat_typing(self, event: dict) -> None:
+        if event["role"] != "customer":  # not an echo of the customer's own typing
+            await self.send_json({"type": "typing", "role": event["role"], "on": event["on"]})
 
 
 class UnknownRouteConsumer(AsyncWebsocketConsumer):

@@ -80,6 +80,10 @@ class Message(models.Model):
     client_id = models.CharField(max_length=64, blank=True)
     # For a bot reply: the customer message it answers (makes the reply task idempotent).
     in_reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies")
+    # The agent who wrote an agent message or a note.
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     engine = models.CharField(max_length=64, blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)

@@ -32,3 +32,10 @@ def conversation_to_dict(conversation: Conversation) -> dict:
         "language": conversation.language,
         "last_seq": conversation.last_seq,
     }
+
+
+def staff_message_to_dict(message: Message) -> dict:
+    """A message as the staff see it: notes included, with the author."""
+    data = message_to_dict(message)
+    data["author"] = message.author.get_username() if message.author_id else None
+    return data

@@ -10,9 +10,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from chat import broadcast, session_cache, signals
-from chat.models import Conversation, HandoffReason, Message
+from chat.models import Conversation, HandoffReason, Message, Rating
 from chat.selectors import secret_hash
-from chat.serializers import message_to_dict
+from chat.serializers import message_to_dict, staff_message_to_dict
 from inference.deferral import customer_asks_for_human
 
 
@@ -36,6 +36,7 @@ class ReplyStats:
 
 
 def _broadcast_on_commit(conversation: Conversation, event: dict) -> None:
+    event = {**event, "conversation": str(conversation.id)}
     transaction.on_commit(partial(broadcast.group_send, conversation.group_name, event))
 
 
@@ -178,7 +179,11 @@ def reply_unavailable(*, customer_message_id: int, error: str) -> Message | None
 
 def reply_delta_publish(*, reply: Message, text: str) -> None:
     """Send a piece of a streaming reply to the conversation's sockets (not stored until the reply ends)."""
-    broadcast.group_send(reply.conversation.group_name, {"type": "chat.delta", "seq": reply.seq, "text": text})
+    conversation = reply.conversation
+    broadcast.group_send(
+        conversation.group_name,
+        {"type": "chat.delta", "conversation": str(conversation.id), "seq": reply.seq, "text": text},
+    )
 
 
 def _reply_locked_if_bot_may_speak(reply_id: int) -> Message | None:
@@ -266,13 +271,9 @@ def conversation_hand_off(*, conversation_id: uuid.UUID, reason: str, message_id
     conversation.handed_off_at = timezone.now()
     conversation.assignee = None
     conversation.save()
-    notice = Message.objects.create(
-        conversation=conversation,
-        seq=_seq_take(conversation),
-        role=Message.Role.SYSTEM,
-        content="Connecting you with a member of our team. Please stay here; they will reply in this chat.",
+    _system_message(
+        conversation, "Connecting you with a member of our team. Please stay here; they will reply in this chat."
     )
-    _broadcast_on_commit(conversation, {"type": "chat.message", "message": message_to_dict(notice)})
     _broadcast_on_commit(conversation, {"type": "chat.status", "status": conversation.status})
     signals.conversation_handed_off.send(sender=Conversation, conversation=conversation, reason=reason)
     return True
@@ -287,5 +288,119 @@ def conversation_assign(*, conversation_id: uuid.UUID, agent, expected_status: s
     conversation.status = Conversation.Status.AGENT
     conversation.assignee = agent
     conversation.save(update_fields=["status", "assignee", "updated_at"])
-    _broadcast_on_commit(conversation, {"type": "chat.status", "status": conversation.status})
+    _broadcast_on_commit(
+        conversation, {"type": "chat.status", "status": conversation.status, "assignee": agent.get_username()}
+    )
     return True
+
+
+class ActionRefused(ValueError):
+    """A staff or customer action that the conversation's state does not allow; `code` is machine-readable."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def _staff_group(conversation: Conversation) -> str:
+    return f"{conversation.group_name}.staff"
+
+
+@transaction.atomic
+def message_post_agent(*, conversation_id: uuid.UUID, agent, content, client_id: str = "") -> Message:
+    """An agent's reply to the customer; only the conversation's assignee may send it."""
+    content = message_clean(content)
+    conversation = _conversation_lock(conversation_id)
+    if conversation.status != Conversation.Status.AGENT or conversation.assignee_id != agent.pk:
+        raise ActionRefused("not_assigned", "Claim the conversation before replying.")
+    if client_id:
+        existing = conversation.messages.filter(client_id=client_id[:64]).first()
+        if existing is not None:
+            return existing
+    message = Message.objects.create(
+        conversation=conversation,
+        seq=_seq_take(conversation),
+        role=Message.Role.AGENT,
+        content=content,
+        client_id=client_id[:64],
+        author=agent,
+    )
+    _broadcast_on_commit(conversation, {"type": "chat.message", "message": message_to_dict(message)})
+    transaction.on_commit(partial(session_cache.turn_append, message))
+    return message
+
+
+@transaction.atomic
+def note_post(*, conversation_id: uuid.UUID, agent, content) -> Message:
+    """A private note for the staff. It is sent only to the staff group: customers never receive it."""
+    content = message_clean(content)
+    conversation = _conversation_lock(conversation_id)
+    note = Message.objects.create(
+        conversation=conversation, seq=_seq_take(conversation), role=Message.Role.NOTE, content=content, author=agent
+    )
+    event = {"type": "staff.note", "conversation": str(conversation.id), "message": staff_message_to_dict(note)}
+    transaction.on_commit(partial(broadcast.group_send, _staff_group(conversation), event))
+    return note
+
+
+@transaction.atomic
+def conversation_hand_back(*, conversation_id: uuid.UUID, agent) -> None:
+    """The assignee gives the conversation back to the bot."""
+    conversation = _conversation_lock(conversation_id)
+    if conversation.status != Conversation.Status.AGENT or conversation.assignee_id != agent.pk:
+        raise ActionRefused("not_assigned", "Only the assigned agent can hand the conversation back.")
+    conversation.status = Conversation.Status.BOT
+    conversation.assignee = None
+    conversation.save(update_fields=["status", "assignee", "updated_at"])
+    _system_message(conversation, "You are chatting with our assistant again.")
+    _broadcast_on_commit(conversation, {"type": "chat.status", "status": conversation.status})
+
+
+@transaction.atomic
+def conversation_resolve(*, conversation_id: uuid.UUID, agent=None) -> None:
+    """Close the conversation; the customer is then asked to rate it."""
+    conversation = _conversation_lock(conversation_id)
+    if agent is not None and conversation.assignee_id not in (None, agent.pk):
+        raise ActionRefused("not_assigned", "Another agent has this conversation.")
+    if conversation.status == Conversation.Status.RESOLVED:
+        return
+    conversation.status = Conversation.Status.RESOLVED
+    conversation.resolved_at = timezone.now()
+    conversation.save(update_fields=["status", "resolved_at", "updated_at"])
+    _system_message(conversation, "This conversation was resolved. How did we do?")
+    _broadcast_on_commit(conversation, {"type": "chat.status", "status": conversation.status})
+    signals.conversation_resolved.send(sender=Conversation, conversation=conversation)
+
+
+@transaction.atomic
+def rating_create(*, conversation_id: uuid.UUID, score, comment="") -> Rating:
+    """The customer's one rating of a resolved conversation (1-5 stars and an optional comment)."""
+    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+        raise ActionRefused("invalid_rating", "A rating is a whole number of stars from 1 to 5.")
+    if not isinstance(comment, str) or len(comment) > 2000:
+        raise ActionRefused("invalid_rating", "The comment must be text of at most 2000 characters.")
+    conversation = _conversation_lock(conversation_id)
+    if conversation.status != Conversation.Status.RESOLVED:
+        raise ActionRefused("not_resolved", "A conversation can be rated once it is resolved.")
+    if Rating.objects.filter(conversation=conversation).exists():
+        raise ActionRefused("already_rated", "This conversation has already been rated. Thank you!")
+    rating = Rating.objects.create(conversation=conversation, score=score, comment=comment.strip())
+    signals.conversation_rated.send(sender=Conversation, conversation=conversation, rating=rating)
+    return rating
+
+
+def _system_message(conversation: Conversation, text: str) -> Message:
+    message = Message.objects.create(
+        conversation=conversation, seq=_seq_take(conversation), role=Message.Role.SYSTEM, content=text
+    )
+    _broadcast_on_commit(conversation, {"type": "chat.message", "message": message_to_dict(message)})
+    return message
+
+
+def typing_signal(*, conversation_id: uuid.UUID, role: str, on: bool) -> None:
+    """Tell the other side that someone is (or stopped) typing. Nothing is stored."""
+    conversation = Conversation(id=uuid.UUID(str(conversation_id)))
+    broadcast.group_send(
+        conversation.group_name,
+        {"type": "chat.typing", "conversation": str(conversation_id), "role": role, "on": on},
+    )

@@ -34,6 +34,7 @@ class Ticket(models.Model):
 
     class Meta:
         ordering = ["-priority", "created_at"]
+        permissions = [("use_console", "Can use the agent console")]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.subject}"

@@ -204,6 +204,9 @@ SESSION_CACHE_TTL = env.int("SESSION_CACHE_TTL", default=3600)
 # Company name shown on the chat page and given to the prompt.
 COMPANY_NAME = env.str("COMPANY_NAME", default="Example Inc.")
 
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/console/"
+
 # --- Metrics --------------------------------------------------------------------------------------
 # Bearer token Prometheus sends to /metrics; empty: /metrics answers loopback clients only.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

@@ -3,8 +3,10 @@
 import hmac
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_required, permission_required
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django_prometheus.exports import ExportToDjangoView
 
@@ -34,3 +36,11 @@ def metrics(request) -> HttpResponse:
     if not allowed:
         return HttpResponse("metrics need METRICS_TOKEN as a bearer token\n", status=403, content_type="text/plain")
     return ExportToDjangoView(request)
+
+
+@require_GET
+@login_required
+@permission_required("helpdesk.use_console", raise_exception=True)
+def console(request) -> HttpResponse:
+    """The agents' live console: queue, conversation, replies, notes, hand back and resolve."""
+    return render(request, "helpdesk/console.html")

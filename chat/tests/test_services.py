@@ -127,3 +127,37 @@ def test_concurrent_resends_of_one_message_store_it_once(no_reply):
     assert sum(created for _message, created in results) == 1
     assert len({message.pk for message, _created in results}) == 1
     assert Message.objects.filter(conversation=conversation).count() == 1
+
+
+def test_a_resolved_conversation_is_rated_once(no_reply):
+    conversation, _ = services.conversation_start()
+    with pytest.raises(services.ActionRefused, match="once it is resolved"):
+        services.rating_create(conversation_id=conversation.id, score=5)
+    services.conversation_resolve(conversation_id=conversation.id)
+    for bad in (0, 6, "5", True, None):
+        with pytest.raises(services.ActionRefused, match="1 to 5"):
+            services.rating_create(conversation_id=conversation.id, score=bad)
+    rating = services.rating_create(conversation_id=conversation.id, score=4, comment="  fine  ")
+    assert (rating.score, rating.comment) == (4, "fine")
+    with pytest.raises(services.ActionRefused, match="already been rated"):
+        services.rating_create(conversation_id=conversation.id, score=1)
+    assert Conversation.objects.get(pk=conversation.id).rating.score == 4
+
+
+def test_only_the_assignee_replies_and_notes_are_kept_from_customers(no_reply, django_user_model):
+    from chat.models import HandoffReason
+    from chat.selectors import messages_visible_to_customer
+
+    ann = django_user_model.objects.create_user("ann2")
+    bob = django_user_model.objects.create_user("bob2")
+    conversation, _ = services.conversation_start()
+    services.conversation_hand_off(conversation_id=conversation.id, reason=HandoffReason.CUSTOMER_REQUEST)
+    with pytest.raises(services.ActionRefused):
+        services.message_post_agent(conversation_id=conversation.id, agent=ann, content="hi")  # not claimed yet
+    assert services.conversation_assign(conversation_id=conversation.id, agent=ann, expected_status="queued")
+    with pytest.raises(services.ActionRefused):
+        services.message_post_agent(conversation_id=conversation.id, agent=bob, content="hi")
+    services.message_post_agent(conversation_id=conversation.id, agent=ann, content="Hello, I'm Ann")
+    services.note_post(conversation_id=conversation.id, agent=bob, content="secret note")
+    visible = [m.content for m in messages_visible_to_customer(conversation=conversation)]
+    assert "Hello, I'm Ann" in visible and "secret note" not in visible

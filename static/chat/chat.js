@@ -46,6 +46,13 @@
   }
 
   function setStatus(text) { statusEl.textContent = text; }
+  const ratingForm = document.getElementById("chat-rating");
+  let agentTypingTimer = null, typingTimer = null, typingSent = false;
+  function applyStatus(status) {
+    setStatus({queued: "Waiting for an agent", agent: "Chatting with an agent", resolved: "Resolved"}[status] || "Online");
+    ratingForm.hidden = status !== "resolved" || rated;
+  }
+  let rated = false;
   function showError(text) { errorEl.textContent = text; errorEl.hidden = !text; }
   function setTyping(on) { typingEl.hidden = !on; }
 
@@ -74,7 +81,9 @@
     if (message.client_id) outbox.delete(message.client_id);
     // A streaming reply is not "seen" until done: a reconnect mid-stream replays it whole.
     if (message.state !== "streaming") lastSeq = Math.max(lastSeq, message.seq);
-    setTyping([...log.querySelectorAll(".msg--streaming")].length > 0);
+    const streaming = log.querySelectorAll(".msg--streaming").length > 0;
+    if (streaming) typingEl.textContent = "The assistant is typing…";
+    setTyping(streaming);
     log.scrollTop = log.scrollHeight;
   }
 
@@ -108,15 +117,23 @@
       const frame = JSON.parse(ev.data);
       switch (frame.type) {
         case "ready":
-          ready = true; retry = 0; setStatus("Online"); showError("");
+          ready = true; retry = 0; applyStatus(frame.conversation.status); showError("");
           flushOutbox();
           break;
         case "message": case "done": render(frame.message); break;
         case "delta": appendDelta(frame.seq, frame.text); break;
         case "withdrawn": withdraw(frame.seq); break;
-        case "status":
-          setStatus(frame.status === "queued" ? "Waiting for an agent" : frame.status === "agent" ? "Agent" : "Online");
+        case "status": applyStatus(frame.status); break;
+        case "typing":
+          if (frame.role === "agent") {
+            typingEl.textContent = "The agent is typing…";
+            setTyping(frame.on);
+            clearTimeout(agentTypingTimer);
+            // A lost "stopped typing" never leaves the indicator on.
+            if (frame.on) agentTypingTimer = setTimeout(() => setTyping(false), 6000);
+          }
           break;
+        case "rated": ratingForm.hidden = true; showError(""); setStatus("Thank you for your rating!"); break;
         case "ack": outbox.delete(frame.client_id); break;
         case "error":
           if (frame.code === "access_denied") { localStorage.removeItem(STORE_KEY); conv = null; }
@@ -152,8 +169,21 @@
     const clientId = crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random();
     outbox.set(clientId, content);
     if (ready) send({type: "message", content, client_id: clientId});
+    if (typingSent) { send({type: "typing", on: false}); typingSent = false; }
     input.value = "";
     input.focus();
+  });
+  ratingForm.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const data = new FormData(ratingForm);
+    send({type: "rate", score: Number(data.get("score")), comment: data.get("comment") || ""});
+    rated = true;
+  });
+  input.addEventListener("input", () => {
+    if (!ready) return;
+    if (!typingSent) { send({type: "typing", on: true}); typingSent = true; }
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(() => { send({type: "typing", on: false}); typingSent = false; }, 3000);
   });
   input.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); form.requestSubmit(); }

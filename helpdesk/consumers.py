@@ -1,0 +1,174 @@
+"""The agents' console socket: `ws/console/`. Staff with the console permission only.
+
+Client frames: {"type": "claim" | "open", "conversation": id}, {"type": "message" | "note", "conversation", "content",
+"client_id"}, {"type": "hand_back" | "resolve", "conversation"}, {"type": "typing", "conversation", "on": bool}.
+Server frames: "queue" (the list), "queue.added", "queue.claimed", "conversation" (a whole conversation),
+"message", "note", "delta", "done", "status", "typing", "error".
+"""
+
+import json
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+
+from chat import services as chat_services
+from helpdesk import selectors, services
+
+logger = logging.getLogger(__name__)
+
+CLOSE_FORBIDDEN = 4403
+
+
+def _may_use_console(user) -> bool:
+    return user.is_authenticated and user.is_active and user.has_perm("helpdesk.use_console")
+
+
+class AgentConsumer(AsyncWebsocketConsumer):
+    """Relays an agent's actions to services and the queue's and open conversations' events to the agent."""
+
+    async def connect(self) -> None:
+        self.user = self.scope.get("user")
+        self.open_groups: set[str] = set()
+        if self.user is None or not await database_sync_to_async(_may_use_console)(self.user):
+            await self.close(code=CLOSE_FORBIDDEN)  # refused at the handshake: HTTP 403
+            return
+        await self.accept()
+        await self.channel_layer.group_add(services.AGENTS_GROUP, self.channel_name)
+        await self.send_queue()
+
+    async def disconnect(self, code: int) -> None:
+        for group in {services.AGENTS_GROUP, *self.open_groups}:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def send_json(self, data: dict) -> None:
+        await self.send(text_data=json.dumps(data, ensure_ascii=False))
+
+    async def send_error(self, code: str, message: str) -> None:
+        await self.send_json({"type": "error", "code": code, "message": message})
+
+    async def send_queue(self) -> None:
+        queue = await database_sync_to_async(selectors.queue_for_agent)(agent=self.user)
+        await self.send_json({"type": "queue", "conversations": queue})
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            frame = json.loads(text_data or "")
+        except (ValueError, RecursionError):
+            return await self.send_error("invalid_json", "The frame is not valid JSON.")
+        if not isinstance(frame, dict):
+            return await self.send_error("invalid_frame", "A frame must be a JSON object with a type.")
+        handler = {
+            "claim": self.receive_claim,
+            "open": self.receive_open,
+            "message": self.receive_message,
+            "note": self.receive_note,
+            "hand_back": self.receive_hand_back,
+            "resolve": self.receive_resolve,
+            "typing": self.receive_typing,
+        }.get(frame.get("type"))
+        if handler is None:
+            return await self.send_error("unknown_type", f"Unknown frame type {str(frame.get('type'))[:40]!r}.")
+        try:
+            await handler(frame, str(frame.get("conversation", "")))
+        except chat_services.MessageRejected as exc:
+            await self.send_error(exc.code, str(exc))
+        except chat_services.ActionRefused as exc:
+            await self.send_error(exc.code, str(exc))
+        except (ObjectDoesNotExist, ValidationError, ValueError):
+            await self.send_error("not_found", "No such conversation.")
+        except Exception:  # a backend failure must not kill the agent's socket
+            logger.exception("console action %s failed", frame.get("type"))
+            await self.send_error("service_unavailable", "That did not work; please try again.")
+
+    async def receive_claim(self, frame: dict, conversation_id: str) -> None:
+        won = await database_sync_to_async(services.conversation_claim)(
+            conversation_id=conversation_id, agent=self.user
+        )
+        if not won:
+            return await self.send_error("already_claimed", "Another agent took this conversation.")
+        await self.receive_open(frame, conversation_id)
+
+    async def receive_open(self, frame: dict, conversation_id: str) -> None:
+        data = await database_sync_to_async(selectors.conversation_for_staff)(conversation_id=conversation_id)
+        for group in (
+            f"conversation.{data['id'].replace('-', '')}",
+            f"conversation.{data['id'].replace('-', '')}.staff",
+        ):
+            if group not in self.open_groups:
+                await self.channel_layer.group_add(group, self.channel_name)
+                self.open_groups.add(group)
+        await self.send_json({"type": "conversation", "conversation": data})
+
+    async def receive_message(self, frame: dict, conversation_id: str) -> None:
+        message = await database_sync_to_async(chat_services.message_post_agent)(
+            conversation_id=conversation_id,
+            agent=self.user,
+            content=frame.get("content"),
+            client_id=str(frame.get("client_id", "")),
+        )
+        await self.send_json({"type": "ack", "conversation": conversation_id, "seq": message.seq})
+
+    async def receive_note(self, frame: dict, conversation_id: str) -> None:
+        await database_sync_to_async(chat_services.note_post)(
+            conversation_id=conversation_id, agent=self.user, content=frame.get("content")
+        )
+
+    async def receive_hand_back(self, frame: dict, conversation_id: str) -> None:
+        await database_sync_to_async(chat_services.conversation_hand_back)(
+            conversation_id=conversation_id, agent=self.user
+        )
+
+    async def receive_resolve(self, frame: dict, conversation_id: str) -> None:
+        await database_sync_to_async(chat_services.conversation_resolve)(
+            conversation_id=conversation_id, agent=self.user
+        )
+
+    async def receive_typing(self, frame: dict, conversation_id: str) -> None:
+        await database_sync_to_async(chat_services.typing_signal)(
+            conversation_id=conversation_id, role="agent", on=bool(frame.get("on"))
+        )
+
+    # Events from services: the agents' group and the conversations this agent opened.
+
+    async def queue_added(self, event: dict) -> None:
+        await self.send_queue()
+
+    async def queue_claimed(self, event: dict) -> None:
+        await self.send_queue()
+
+    async def chat_message(self, event: dict) -> None:
+        await self.send_json(
+            {"type": "message", "conversation": event.get("conversation"), "message": event["message"]}
+        )
+
+    async def staff_note(self, event: dict) -> None:
+        await self.send_json({"type": "note", "conversation": event.get("conversation"), "message": event["message"]})
+
+    async def chat_delta(self, event: dict) -> None:
+        await self.send_json(
+            {"type": "delta", "conversation": event.get("conversation"), "seq": event["seq"], "text": event["text"]}
+        )
+
+    async def chat_done(self, event: dict) -> None:
+        await self.send_json({"type": "done", "conversation": event.get("conversation"), "message": event["message"]})
+
+    async def chat_withdrawn(self, event: dict) -> None:
+        await self.send_json({"type": "withdrawn", "conversation": event.get("conversation"), "seq": event["seq"]})
+
+    async def chat_status(self, event: dict) -> None:
+        await self.send_json(
+            {
+                "type": "status",
+                "conversation": event.get("conversation"),
+                "status": event["status"],
+                "assignee": event.get("assignee"),
+            }
+        )
+        await self.send_queue()
+
+    async def chat_typing(self, event: dict) -> None:
+        await self.send_json(
+            {"type": "typing", "conversation": event.get("conversation"), "role": event["role"], "on": event["on"]}
+        )

@@ -1,0 +1,166 @@
+// The agents' console: a live queue, one open conversation, replies, private notes, hand back and resolve.
+// Text is only ever inserted with textContent.
+(function () {
+  "use strict";
+
+  const $ = (id) => document.getElementById(id);
+  const queueEl = $("queue"), logEl = $("conv-log"), input = $("reply-input");
+  const me = document.querySelector(".top__user").textContent.trim();
+  let socket = null, retry = 0, current = null;  // current: the open conversation's data
+  const rendered = new Map();  // seq -> {li, body}
+  let typingTimer = null, typingSent = false, customerTypingTimer = null;
+
+  function send(frame) { if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame)); }
+  function showError(text) { $("conv-error").textContent = text; $("conv-error").hidden = !text; }
+
+  function renderQueue(items) {
+    queueEl.replaceChildren();
+    $("queue-empty").hidden = items.length > 0;
+    for (const item of items) {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.conversation = item.id;
+      if (item.status === "agent") button.classList.add("mine");
+      if (current && current.id === item.id) button.setAttribute("aria-current", "true");
+      const title = document.createElement("strong");
+      title.textContent = item.customer + (item.status === "agent" ? " · yours" : "");
+      const detail = document.createElement("div");
+      detail.className = "muted";
+      detail.textContent = (item.subject || "") + " · waiting " + Math.round(item.waiting_s / 60) + " min";
+      button.append(title, detail);
+      button.addEventListener("click", () => send({type: "open", conversation: item.id}));
+      li.appendChild(button);
+      queueEl.appendChild(li);
+    }
+  }
+
+  function notify(text) {
+    if ("Notification" in window && Notification.permission === "granted") new Notification("Helpdesk", {body: text});
+  }
+
+  function renderMessage(message) {
+    let item = rendered.get(message.seq);
+    if (!item) {
+      const li = document.createElement("li");
+      const meta = document.createElement("small");
+      const body = document.createElement("span");
+      li.append(meta, body);
+      li.dataset.seq = message.seq;
+      const after = [...logEl.children].find((el) => Number(el.dataset.seq) > message.seq);
+      logEl.insertBefore(li, after || null);
+      item = {li, meta, body};
+      rendered.set(message.seq, item);
+    }
+    item.li.className = "msg msg--" + message.role;
+    const who = {customer: "Customer", bot: "Bot", agent: message.author || "Agent", note: "Note · " + (message.author || ""), system: ""};
+    item.meta.textContent = who[message.role] || "";
+    item.body.textContent = message.content;
+    logEl.scrollTop = logEl.scrollHeight;
+  }
+
+  function renderConversation(conv) {
+    current = conv;
+    rendered.clear();
+    logEl.replaceChildren();
+    $("conv").hidden = false;
+    $("conv-customer").textContent = conv.customer + (conv.email ? " <" + conv.email + ">" : "");
+    $("conv-reason").textContent = conv.reason_label ? "Handed off: " + conv.reason_label + "." : "";
+    $("conv-summary").textContent = conv.summary || "";
+    conv.messages.forEach(renderMessage);
+    setStatus(conv.status, conv.assignee);
+    document.querySelectorAll("#queue button").forEach((b) =>
+      b.setAttribute("aria-current", String(b.dataset.conversation === conv.id)));
+  }
+
+  function setStatus(status, assignee) {
+    current.status = status;
+    if (assignee !== undefined) current.assignee = assignee;
+    $("conv-status").textContent = status;
+    const mine = status === "agent" && current.assignee === me;
+    $("btn-claim").disabled = status !== "queued";
+    $("btn-hand-back").disabled = !mine;
+    $("btn-resolve").disabled = status === "resolved";
+    $("btn-send").disabled = !mine;
+  }
+
+  function forCurrent(frame) { return current && frame.conversation === current.id; }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + location.host + "/ws/console/");
+    socket.onopen = () => { retry = 0; $("connection").textContent = "Online"; if (current) send({type: "open", conversation: current.id}); };
+    socket.onmessage = (ev) => {
+      const frame = JSON.parse(ev.data);
+      switch (frame.type) {
+        case "queue": {
+          const before = new Set([...queueEl.querySelectorAll("button")].map((b) => b.dataset.conversation));
+          renderQueue(frame.conversations);
+          const fresh = frame.conversations.filter((c) => c.status === "queued" && !before.has(c.id));
+          if (fresh.length && before.size >= 0) notify(fresh.length + " customer(s) waiting");
+          break;
+        }
+        case "conversation": renderConversation(frame.conversation); showError(""); break;
+        case "message": case "done": case "note": if (forCurrent(frame)) renderMessage(frame.message); break;
+        case "delta":
+          if (forCurrent(frame) && rendered.has(frame.seq)) rendered.get(frame.seq).body.textContent += frame.text;
+          break;
+        case "withdrawn":
+          if (forCurrent(frame) && rendered.has(frame.seq)) { rendered.get(frame.seq).li.remove(); rendered.delete(frame.seq); }
+          break;
+        case "status":
+          if (forCurrent(frame)) setStatus(frame.status, frame.assignee || null);
+          break;
+        case "typing":
+          if (forCurrent(frame) && frame.role === "customer") {
+            $("conv-typing").hidden = !frame.on;
+            clearTimeout(customerTypingTimer);
+            // A lost "stopped typing" never leaves the indicator on.
+            if (frame.on) customerTypingTimer = setTimeout(() => { $("conv-typing").hidden = true; }, 6000);
+          }
+          break;
+        case "error": showError(frame.message); break;
+      }
+    };
+    socket.onclose = () => {
+      $("connection").textContent = "Reconnecting…";
+      setTimeout(connect, Math.min(10000, 500 * 2 ** retry++));
+    };
+  }
+
+  function stopTyping() {
+    if (typingSent && current) send({type: "typing", conversation: current.id, on: false});
+    typingSent = false;
+  }
+
+  $("btn-claim").addEventListener("click", () => send({type: "claim", conversation: current.id}));
+  $("btn-hand-back").addEventListener("click", () => send({type: "hand_back", conversation: current.id}));
+  $("btn-resolve").addEventListener("click", () => send({type: "resolve", conversation: current.id}));
+  $("reply-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const content = input.value.trim();
+    if (!content || !current) return;
+    send({type: "message", conversation: current.id, content, client_id: crypto.randomUUID ? crypto.randomUUID() : String(Date.now())});
+    input.value = "";
+    stopTyping();
+  });
+  $("btn-note").addEventListener("click", () => {
+    const content = input.value.trim();
+    if (!content || !current) return;
+    send({type: "note", conversation: current.id, content});
+    input.value = "";
+    stopTyping();
+  });
+  input.addEventListener("input", () => {
+    if (!current || current.status !== "agent") return;
+    if (!typingSent) { send({type: "typing", conversation: current.id, on: true}); typingSent = true; }
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(stopTyping, 3000);
+  });
+  input.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); $("reply-form").requestSubmit(); }
+  });
+  if ("Notification" in window && Notification.permission === "default") Notification.requestPermission();
+
+  connect();
+})();
