@@ -14,22 +14,29 @@ _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
 
+def task_enqueue(task, *args) -> None:
+    """Run a chat task without waiting: on a Celery worker, or embedded, on this process's thread pool."""
+    backend = settings.GENERATION_BACKEND
+    if backend == "celery":
+        task.delay(*args)
+    elif backend == "inprocess":
+        _in_process_executor().submit(_run_in_thread, task, args)
+    else:
+        raise ValueError(f"unknown GENERATION_BACKEND {backend!r}; use celery or inprocess")
+
+
 def reply_enqueue(*, conversation_id: uuid.UUID, message_id: int) -> None:
     """Have the bot answer a committed customer message, without waiting for it.
 
     If the generation backend cannot take the job (broker down), the customer message stays stored and the
     customer is told at once through a failed reply, instead of waiting for an answer that never comes.
     """
-    backend = settings.GENERATION_BACKEND
-    if backend not in ("celery", "inprocess"):
-        raise ValueError(f"unknown GENERATION_BACKEND {backend!r}; use celery or inprocess")
-    try:
-        if backend == "celery":
-            from chat.tasks import reply_generate_task
+    from chat.tasks import reply_generate_task
 
-            reply_generate_task.delay(message_id)
-        else:
-            _in_process_executor().submit(_reply_generate_in_thread, message_id)
+    try:
+        task_enqueue(reply_generate_task, message_id)
+    except ValueError:
+        raise
     except Exception as exc:  # kombu/redis raise assorted errors when the broker is down
         logger.error(
             "could not enqueue the reply to message %s in conversation %s: %r", message_id, conversation_id, exc
@@ -47,13 +54,11 @@ def _in_process_executor() -> ThreadPoolExecutor:
         return _executor
 
 
-def _reply_generate_in_thread(message_id: int) -> None:
-    from chat.reply import reply_generate
-
+def _run_in_thread(task, args: tuple) -> None:
     close_old_connections()
     try:
-        reply_generate(customer_message_id=message_id)
+        task(*args)
     except Exception:
-        logger.exception("in-process reply to message %s failed", message_id)
+        logger.exception("in-process task %s%r failed", task.name, args)
     finally:
         close_old_connections()

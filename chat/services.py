@@ -1,5 +1,6 @@
 """Writes to chat data. Every change that clients should hear about is broadcast here, after commit."""
 
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from chat.models import Conversation, HandoffReason, Message, Rating
 from chat.selectors import secret_hash
 from chat.serializers import message_to_dict, staff_message_to_dict
 from inference.deferral import customer_asks_for_human
+
+logger = logging.getLogger(__name__)
 
 
 class MessageRejected(ValueError):
@@ -276,7 +279,40 @@ def conversation_hand_off(*, conversation_id: uuid.UUID, reason: str, message_id
     )
     _broadcast_on_commit(conversation, {"type": "chat.status", "status": conversation.status})
     signals.conversation_handed_off.send(sender=Conversation, conversation=conversation, reason=reason)
+    transaction.on_commit(partial(_enqueue_quietly, "handoff_summary_task", str(conversation.id)))
     return True
+
+
+def _enqueue_quietly(task_name: str, *args) -> None:
+    """Start a helper task; if the backend is down, log it (the summary or draft is a nicety, not a promise)."""
+    from chat import dispatch, tasks
+
+    try:
+        dispatch.task_enqueue(getattr(tasks, task_name), *args)
+    except Exception:
+        logger.exception("could not start %s%r", task_name, args)
+
+
+def reply_suggest_request(*, conversation_id: uuid.UUID, agent) -> None:
+    """Ask the model for a draft reply; it arrives on the staff group as a `staff.suggestion` event."""
+    _enqueue_quietly("reply_suggest_task", str(conversation_id), agent.get_username())
+
+
+@transaction.atomic
+def conversation_summary_set(*, conversation_id: uuid.UUID, summary: str) -> None:
+    """Store the model's summary of a handed-off conversation and show it to the staff."""
+    conversation = _conversation_lock(conversation_id)
+    conversation.handoff_summary = summary[:2000]
+    conversation.save(update_fields=["handoff_summary", "updated_at"])
+    event = {"type": "staff.summary", "conversation": str(conversation.id), "summary": conversation.handoff_summary}
+    transaction.on_commit(partial(broadcast.group_send, _staff_group(conversation), event))
+
+
+def reply_suggestion_send(*, conversation_id: uuid.UUID, agent_username: str, text: str) -> None:
+    """Hand a drafted reply to the staff side (the requesting agent's console fills it in). Nothing is stored."""
+    conversation = Conversation(id=uuid.UUID(str(conversation_id)))
+    event = {"type": "staff.suggestion", "conversation": str(conversation.id), "for": agent_username, "text": text}
+    broadcast.group_send(_staff_group(conversation), event)
 
 
 @transaction.atomic

@@ -9,3 +9,19 @@ from chat.reply import reply_generate
 def reply_generate_task(message_id: int) -> None:
     """Generate the bot's reply to a customer message. Idempotent: a redelivered task resumes or skips."""
     reply_generate(customer_message_id=message_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def handoff_summary_task(conversation_id: str) -> None:
+    """Write the summary of a handed-off conversation for the agents."""
+    from chat.assist import handoff_summary_generate
+
+    handoff_summary_generate(conversation_id=conversation_id)
+
+
+@shared_task(ignore_result=True)
+def reply_suggest_task(conversation_id: str, agent_username: str) -> None:
+    """Draft a reply for an agent (not retried: the agent can ask again)."""
+    from chat.assist import reply_suggest
+
+    reply_suggest(conversation_id=conversation_id, agent_username=agent_username)

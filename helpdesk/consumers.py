@@ -3,7 +3,8 @@
 Client frames: {"type": "claim" | "open", "conversation": id}, {"type": "message" | "note", "conversation", "content",
 "client_id"}, {"type": "hand_back" | "resolve", "conversation"}, {"type": "typing", "conversation", "on": bool}.
 Server frames: "queue" (the list), "queue.added", "queue.claimed", "conversation" (a whole conversation),
-"message", "note", "delta", "done", "status", "typing", "error".
+"message", "note", "delta", "done", "status", "typing", "summary", "suggestion", "error".
+Also {"type": "suggest", "conversation"}: the model drafts a reply into the agent's box, to edit before sending.
 """
 
 import json
@@ -67,6 +68,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
             "hand_back": self.receive_hand_back,
             "resolve": self.receive_resolve,
             "typing": self.receive_typing,
+            "suggest": self.receive_suggest,
         }.get(frame.get("type"))
         if handler is None:
             return await self.send_error("unknown_type", f"Unknown frame type {str(frame.get('type'))[:40]!r}.")
@@ -130,6 +132,11 @@ class AgentConsumer(AsyncWebsocketConsumer):
             conversation_id=conversation_id, role="agent", on=bool(frame.get("on"))
         )
 
+    async def receive_suggest(self, frame: dict, conversation_id: str) -> None:
+        await database_sync_to_async(chat_services.reply_suggest_request)(
+            conversation_id=conversation_id, agent=self.user
+        )
+
     # Events from services: the agents' group and the conversations this agent opened.
 
     async def queue_added(self, event: dict) -> None:
@@ -172,3 +179,10 @@ class AgentConsumer(AsyncWebsocketConsumer):
         await self.send_json(
             {"type": "typing", "conversation": event.get("conversation"), "role": event["role"], "on": event["on"]}
         )
+
+    async def staff_summary(self, event: dict) -> None:
+        await self.send_json({"type": "summary", "conversation": event["conversation"], "summary": event["summary"]})
+
+    async def staff_suggestion(self, event: dict) -> None:
+        if event["for"] == self.user.get_username():
+            await self.send_json({"type": "suggestion", "conversation": event["conversation"], "text": event["text"]})

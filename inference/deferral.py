@@ -13,7 +13,8 @@ _ASK_ZH = re.compile(r"转人工|人工客服|人工服务|找人工|要人工|�
 # Phrases that mean "a person, please" wherever they stand.
 _ASK_EN = re.compile(
     r"\b(?:talk|speak|chat|connect me|put me through)\b[^.?!]{0,20}\b(?:agent|human|person|someone|representative|"
-    r"operator|staff)\b|\b(?:real|live|actual) (?:person|human|agent)\b|\bhuman (?:agent|support|being)\b",
+    r"operator|staff)\b|\b(?:real|live|actual) (?:person|human|agent)\b|\bhuman (?:agent|support|being)\b|"
+    r"\b(?:want|need|get|give me)\s+(?:a|an|to)?\s*(?:human|agent|person|representative)\b",
     re.IGNORECASE,
 )
 # A short message that is just the word ("human", "agent please").

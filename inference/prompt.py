@@ -14,6 +14,14 @@ Never invent facts, prices, dates or policies; if you are not sure, say "I can't
 If you cannot help, or the customer needs a person, answer only [[HANDOFF]] and a human agent will take over.
 The current time is {{current_time}}. The customer is in {{user_region}}."""
 
+SUMMARY_PROMPT = """Summarize this customer-service chat for the human agent taking it over, in 2 or 3 short lines:
+what the customer wants, what they already said (order numbers, errors), and what the bot already tried.
+Write only the summary."""
+
+SUGGEST_PROMPT = """You draft replies for a human support agent of {{company_name}}, who will edit them before sending.
+Write one reply to the customer's last message, in {{language}}: polite, concise, specific. Never invent facts,
+prices or policies; leave [brackets] where the agent must fill something in. The customer is in {{user_region}}."""
+
 PROMPT_VARIABLES = ("company_name", "current_time", "user_region", "language")
 _VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
@@ -63,3 +71,11 @@ def context_fit(
     while len(turns) > 1 and turns[0].role != "user":
         turns.pop(0)
     return [system, *turns]
+
+
+def transcript(turns: Sequence[ChatTurn], *, max_chars: int) -> str:
+    """The newest turns as one "Customer: ... / Assistant: ..." text of at most `max_chars` characters."""
+    names = {"user": "Customer", "assistant": "Support"}
+    lines = [f"{names.get(t.role, t.role)}: {t.content}" for t in turns]
+    text = "\n".join(lines)
+    return text[-max_chars:]

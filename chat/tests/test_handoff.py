@@ -14,6 +14,11 @@ from inference.engines import EngineError, engine_get
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def reply_calls(fake_engine) -> list:
+    """The engine calls that were bot replies (not handoff summaries)."""
+    return [call for call in fake_engine.calls if not call[0][0].content.startswith("Summarize")]
+
+
 def conversation_row(conversation_id) -> Conversation:
     return Conversation.objects.select_related("handoff_message").get(pk=conversation_id)
 
@@ -33,7 +38,7 @@ async def test_asking_for_a_person_hands_off_without_a_bot_reply(text, fake_engi
     notice = next(f["message"] for f in frames if f["type"] == "message" and f["message"]["role"] == "system")
     assert "member of our team" in notice["content"]
     await asyncio.sleep(0.5)
-    assert await bot_messages(conv.id) == [] and fake_engine.calls == []
+    assert await bot_messages(conv.id) == [] and reply_calls(fake_engine) == []
     row = await database_sync_to_async(conversation_row)(conv.id)
     assert row.status == "queued" and row.handoff_reason == HandoffReason.CUSTOMER_REQUEST
     assert row.handoff_message.content == text
@@ -86,7 +91,7 @@ async def test_bot_stays_silent_after_handoff_even_for_a_reply_mid_stream(fake_e
     while not await communicator.receive_nothing(0.2):
         late.append(await communicator.receive_json_from())
     assert not [f for f in late if f["type"] in ("delta", "done")]
-    assert len(fake_engine.calls) == 1  # no reply was even attempted for the second message
+    assert len(reply_calls(fake_engine)) == 1  # no reply was even attempted for the second message
     await communicator.disconnect()
 
 
@@ -110,3 +115,22 @@ def test_a_second_handoff_changes_nothing(db):
     assert row.handoff_reason == HandoffReason.CUSTOMER_REQUEST
     assert Ticket.objects.filter(conversation_id=conv.id).count() == 1
     assert Message.objects.filter(conversation_id=conv.id, role="system").count() == 1
+
+
+async def test_the_agent_gets_a_summary_of_the_handed_off_conversation(fake_engine, in_process_generation):
+    conv, secret = await database_sync_to_async(services.conversation_start)()
+    communicator, _ = await hello(conv.id, secret)
+    await communicator.send_json_to({"type": "message", "content": "My order 4521 never arrived"})
+    await receive_until(communicator, "done")
+    fake_engine.script = ["Customer's order 4521", " has not arrived."]
+    await communicator.send_json_to({"type": "message", "content": "I want a human"})
+    await receive_until(communicator, "status")
+    for _ in range(50):
+        row = await database_sync_to_async(conversation_row)(conv.id)
+        if row.handoff_summary:
+            break
+        await asyncio.sleep(0.1)
+    assert row.handoff_summary == "Customer's order 4521 has not arrived."
+    summary_turns = [call[0] for call in fake_engine.calls if call[0][0].content.startswith("Summarize")][-1]
+    assert "order 4521 never arrived" in summary_turns[1].content  # the transcript reached the model
+    await communicator.disconnect()

@@ -14,6 +14,8 @@ from inference.deferral import HANDOFF_SIGNAL, DeferralFilter, customer_asks_for
         "Can I talk to an agent?",
         "I want to speak with a real person",
         "please connect me to someone from staff",
+        "I want a human",
+        "I need an agent now",
     ],
 )
 def test_requests_for_a_person_are_recognised(text):

@@ -119,6 +119,13 @@
             if (frame.on) customerTypingTimer = setTimeout(() => { $("conv-typing").hidden = true; }, 6000);
           }
           break;
+        case "summary": if (forCurrent(frame)) $("conv-summary").textContent = frame.summary; break;
+        case "suggestion":
+          if (forCurrent(frame)) {
+            $("btn-suggest").disabled = false;
+            if (frame.text) { input.value = frame.text; input.focus(); } else showError("No suggestion this time.");
+          }
+          break;
         case "error": showError(frame.message); break;
       }
     };
@@ -150,6 +157,11 @@
     send({type: "note", conversation: current.id, content});
     input.value = "";
     stopTyping();
+  });
+  $("btn-suggest").addEventListener("click", () => {
+    if (!current) return;
+    $("btn-suggest").disabled = true;  // re-enabled when the draft arrives
+    send({type: "suggest", conversation: current.id});
   });
   input.addEventListener("input", () => {
     if (!current || current.status !== "agent") return;
