@@ -440,3 +440,17 @@ def typing_signal(*, conversation_id: uuid.UUID, role: str, on: bool) -> None:
         conversation.group_name,
         {"type": "chat.typing", "conversation": str(conversation_id), "role": role, "on": on},
     )
+
+
+@transaction.atomic
+def conversation_reassign(*, conversation_id: uuid.UUID, from_agent, to_agent) -> None:
+    """Move a conversation from its assignee to another agent."""
+    conversation = _conversation_lock(conversation_id)
+    if conversation.status != Conversation.Status.AGENT or conversation.assignee_id != from_agent.pk:
+        raise ActionRefused("not_assigned", "Only the assigned agent can transfer the conversation.")
+    conversation.assignee = to_agent
+    conversation.save(update_fields=["assignee", "updated_at"])
+    _system_message(conversation, "You are now chatting with another member of our team.")
+    _broadcast_on_commit(
+        conversation, {"type": "chat.status", "status": conversation.status, "assignee": to_agent.get_username()}
+    )

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from helpdesk.models import Ticket
+from helpdesk.models import CannedResponse, Ticket
 
 
 @admin.register(Ticket)
@@ -9,3 +9,9 @@ class TicketAdmin(admin.ModelAdmin):
     list_filter = ("status", "priority")
     search_fields = ("subject",)
     raw_id_fields = ("conversation",)
+
+
+@admin.register(CannedResponse)
+class CannedResponseAdmin(admin.ModelAdmin):
+    list_display = ("title", "shortcut", "created_at")
+    search_fields = ("title", "body", "shortcut")

@@ -4,7 +4,8 @@ Client frames: {"type": "claim" | "open", "conversation": id}, {"type": "message
 "client_id"}, {"type": "hand_back" | "resolve", "conversation"}, {"type": "typing", "conversation", "on": bool}.
 Server frames: "queue" (the list), "queue.added", "queue.claimed", "conversation" (a whole conversation),
 "message", "note", "delta", "done", "status", "typing", "summary", "suggestion", "error".
-Also {"type": "suggest", "conversation"}: the model drafts a reply into the agent's box, to edit before sending.
+Also {"type": "suggest", "conversation"}: the model drafts a reply into the agent's box, to edit before sending;
+{"type": "transfer", "conversation", "to": username}: pass the conversation to another agent.
 """
 
 import json
@@ -69,6 +70,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
             "resolve": self.receive_resolve,
             "typing": self.receive_typing,
             "suggest": self.receive_suggest,
+            "transfer": self.receive_transfer,
         }.get(frame.get("type"))
         if handler is None:
             return await self.send_error("unknown_type", f"Unknown frame type {str(frame.get('type'))[:40]!r}.")
@@ -101,6 +103,10 @@ class AgentConsumer(AsyncWebsocketConsumer):
             if group not in self.open_groups:
                 await self.channel_layer.group_add(group, self.channel_name)
                 self.open_groups.add(group)
+        data["canned"] = await database_sync_to_async(selectors.canned_responses_for)(
+            conversation_id=conversation_id, agent=self.user
+        )
+        data["agents"] = await database_sync_to_async(selectors.agents_for_transfer)(exclude=self.user)
         await self.send_json({"type": "conversation", "conversation": data})
 
     async def receive_message(self, frame: dict, conversation_id: str) -> None:
@@ -130,6 +136,11 @@ class AgentConsumer(AsyncWebsocketConsumer):
     async def receive_typing(self, frame: dict, conversation_id: str) -> None:
         await database_sync_to_async(chat_services.typing_signal)(
             conversation_id=conversation_id, role="agent", on=bool(frame.get("on"))
+        )
+
+    async def receive_transfer(self, frame: dict, conversation_id: str) -> None:
+        await database_sync_to_async(services.conversation_transfer)(
+            conversation_id=conversation_id, from_agent=self.user, to_username=str(frame.get("to", ""))
         )
 
     async def receive_suggest(self, frame: dict, conversation_id: str) -> None:

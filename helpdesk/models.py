@@ -38,3 +38,18 @@ class Ticket(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.subject}"
+
+
+class CannedResponse(models.Model):
+    """A ready-made reply agents insert and edit. Variables: {{customer_name}}, {{agent_name}}, {{company_name}}."""
+
+    title = models.CharField(max_length=100)
+    body = models.TextField()
+    shortcut = models.SlugField(max_length=40, blank=True, help_text="Typed as /shortcut in the console.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title

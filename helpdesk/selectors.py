@@ -14,7 +14,8 @@ def queue_for_agent(*, agent) -> list[dict]:
             Q(status=Conversation.Status.QUEUED) | Q(status=Conversation.Status.AGENT, assignee=agent)
         )
         .select_related("ticket")
-        .order_by("handed_off_at")
+        # First come, first served within priority: urgent tickets jump the line.
+        .order_by("-ticket__priority", "handed_off_at")
     )
     now = timezone.now()
     return [
@@ -24,6 +25,7 @@ def queue_for_agent(*, agent) -> list[dict]:
             "customer": c.customer_name or "Customer",
             "reason": c.handoff_reason,
             "subject": getattr(getattr(c, "ticket", None), "subject", ""),
+            "priority": getattr(getattr(c, "ticket", None), "priority", None),
             "waiting_s": int((now - c.handed_off_at).total_seconds()) if c.handed_off_at else 0,
         }
         for c in rows
@@ -47,3 +49,35 @@ def conversation_for_staff(*, conversation_id) -> dict:
         "assignee": conversation.assignee.get_username() if conversation.assignee_id else None,
         "messages": [staff_message_to_dict(m) for m in messages],
     }
+
+
+def canned_responses_for(*, conversation_id, agent) -> list[dict]:
+    """The canned responses with their variables filled in for this conversation and agent."""
+    from django.conf import settings
+
+    from helpdesk.models import CannedResponse
+
+    conversation = Conversation.objects.get(pk=conversation_id)
+    values = {
+        "customer_name": conversation.customer_name or "there",
+        "agent_name": agent.get_short_name() or agent.get_username(),
+        "company_name": settings.COMPANY_NAME,
+    }
+
+    def fill(body: str) -> str:
+        for name, value in values.items():
+            body = body.replace("{{" + name + "}}", value).replace("{{ " + name + " }}", value)
+        return body
+
+    return [{"title": r.title, "shortcut": r.shortcut, "text": fill(r.body)} for r in CannedResponse.objects.all()]
+
+
+def agents_for_transfer(*, exclude) -> list[str]:
+    """Usernames of the other active staff who may use the console."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    permission = Permission.objects.get(codename="use_console", content_type__app_label="helpdesk")
+    users = get_user_model().objects.filter(is_active=True).exclude(pk=exclude.pk)
+    users = users.filter(Q(user_permissions=permission) | Q(groups__permissions=permission) | Q(is_superuser=True))
+    return sorted({u.get_username() for u in users})

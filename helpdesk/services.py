@@ -50,3 +50,16 @@ def conversation_claim(*, conversation_id, agent) -> bool:
     )
     _notify_agents({"type": "queue.claimed", "conversation": str(conversation_id), "agent": agent.get_username()})
     return True
+
+
+@transaction.atomic
+def conversation_transfer(*, conversation_id, from_agent, to_username: str) -> None:
+    """Pass a conversation the agent holds to another agent, with a system note in the history."""
+    from django.contrib.auth import get_user_model
+
+    to_agent = get_user_model().objects.filter(username=to_username, is_active=True).first()
+    if to_agent is None or not to_agent.has_perm("helpdesk.use_console"):
+        raise chat_services.ActionRefused("unknown_agent", "No agent with that name can take conversations.")
+    chat_services.conversation_reassign(conversation_id=conversation_id, from_agent=from_agent, to_agent=to_agent)
+    Ticket.objects.filter(conversation_id=conversation_id).update(assignee=to_agent, updated_at=timezone.now())
+    _notify_agents({"type": "queue.claimed", "conversation": str(conversation_id), "agent": to_agent.get_username()})

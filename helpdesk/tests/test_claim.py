@@ -49,3 +49,36 @@ def test_a_conversation_still_with_the_bot_cannot_be_claimed(agents):
     conversation, _ = chat_services.conversation_start()
     assert not services.conversation_claim(conversation_id=conversation.id, agent=agents[0])
     assert Conversation.objects.get(pk=conversation.id).status == Conversation.Status.BOT
+
+
+def test_an_agent_transfers_a_conversation_to_another(agents):
+    from chat.models import Message
+
+    ann, bob = agents
+    from django.contrib.auth.models import Permission
+
+    bob.user_permissions.add(Permission.objects.get(codename="use_console"))
+    conversation, _ = chat_services.conversation_start()
+    chat_services.conversation_hand_off(conversation_id=conversation.id, reason=HandoffReason.CUSTOMER_REQUEST)
+    assert services.conversation_claim(conversation_id=conversation.id, agent=ann)
+    with pytest.raises(chat_services.ActionRefused):
+        services.conversation_transfer(conversation_id=conversation.id, from_agent=bob, to_username="ann")
+    with pytest.raises(chat_services.ActionRefused, match="No agent"):
+        services.conversation_transfer(conversation_id=conversation.id, from_agent=ann, to_username="nobody")
+    services.conversation_transfer(conversation_id=conversation.id, from_agent=ann, to_username="bob")
+    assert Conversation.objects.get(pk=conversation.id).assignee == bob
+    assert Ticket.objects.get(conversation_id=conversation.id).assignee == bob
+    assert Message.objects.filter(conversation_id=conversation.id, content__contains="another member").exists()
+
+
+def test_canned_responses_are_filled_for_the_conversation(agents):
+    from helpdesk.models import CannedResponse
+    from helpdesk.selectors import canned_responses_for
+
+    CannedResponse.objects.create(title="Greeting", body="Hi {{customer_name}}, {{agent_name}} of {{ company_name }}.")
+    conversation, _ = chat_services.conversation_start(customer_name="Li Lei")
+    ann = agents[0]
+    ann.first_name = "Ann"
+    ann.save()
+    [canned] = canned_responses_for(conversation_id=conversation.id, agent=ann)
+    assert canned["text"] == "Hi Li Lei, Ann of Example Inc.."

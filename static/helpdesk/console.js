@@ -68,9 +68,16 @@
     $("conv-reason").textContent = conv.reason_label ? "Handed off: " + conv.reason_label + "." : "";
     $("conv-summary").textContent = conv.summary || "";
     conv.messages.forEach(renderMessage);
+    fillSelect($("canned"), "Canned…", (conv.canned || []).map((c) => [c.text, c.title + (c.shortcut ? " (/" + c.shortcut + ")" : "")]));
+    fillSelect($("transfer-to"), "Transfer to…", (conv.agents || []).map((a) => [a, a]));
     setStatus(conv.status, conv.assignee);
     document.querySelectorAll("#queue button").forEach((b) =>
       b.setAttribute("aria-current", String(b.dataset.conversation === conv.id)));
+  }
+
+  function fillSelect(select, placeholder, options) {
+    select.replaceChildren(new Option(placeholder, ""));
+    for (const [value, label] of options) select.appendChild(new Option(label, value));
   }
 
   function setStatus(status, assignee) {
@@ -82,6 +89,7 @@
     $("btn-hand-back").disabled = !mine;
     $("btn-resolve").disabled = status === "resolved";
     $("btn-send").disabled = !mine;
+    $("btn-transfer").disabled = !mine;
   }
 
   function forCurrent(frame) { return current && frame.conversation === current.id; }
@@ -141,6 +149,14 @@
   }
 
   $("btn-claim").addEventListener("click", () => send({type: "claim", conversation: current.id}));
+  $("canned").addEventListener("change", (ev) => {
+    if (ev.target.value) { input.value = ev.target.value; input.focus(); }
+    ev.target.value = "";
+  });
+  $("btn-transfer").addEventListener("click", () => {
+    const to = $("transfer-to").value;
+    if (to && current) send({type: "transfer", conversation: current.id, to});
+  });
   $("btn-hand-back").addEventListener("click", () => send({type: "hand_back", conversation: current.id}));
   $("btn-resolve").addEventListener("click", () => send({type: "resolve", conversation: current.id}));
   $("reply-form").addEventListener("submit", (ev) => {
