@@ -76,11 +76,13 @@ class CustomerConsumer(AsyncWebsocketConsumer):
             return await self.receive_hello(frame)
         if kind == "ping":
             return await self.send_json({"type": "pong"})
-        if kind in ("message", "rate", "typing"):
+        if kind in ("message", "rate", "typing", "contact"):
             if self.conversation is None:
                 return await self._refuse(CLOSE_HELLO_REQUIRED, "hello_required", "Send a hello frame first.")
             if kind == "rate":
                 return await self.receive_rate(frame)
+            if kind == "contact":
+                return await self.receive_contact(frame)
             if kind == "typing":
                 return await database_sync_to_async(services.typing_signal)(
                     conversation_id=self.conversation.id, role="customer", on=bool(frame.get("on"))
@@ -145,6 +147,15 @@ class CustomerConsumer(AsyncWebsocketConsumer):
             )
         await self.send_json({"type": "ack", "client_id": message.client_id, "seq": message.seq})
 
+    async def receive_contact(self, frame: dict) -> None:
+        try:
+            await database_sync_to_async(services.conversation_contact_set)(
+                conversation_id=self.conversation.id, name=frame.get("name", ""), email=frame.get("email")
+            )
+        except services.ActionRefused as exc:
+            return await self.send_error(exc.code, str(exc))
+        await self.send_json({"type": "contact_saved"})
+
     async def receive_rate(self, frame: dict) -> None:
         try:
             await database_sync_to_async(services.rating_create)(
@@ -164,6 +175,9 @@ class CustomerConsumer(AsyncWebsocketConsumer):
 
     async def chat_done(self, event: dict) -> None:
         await self.send_json({"type": "done", "message": event["message"]})
+
+    async def chat_contact_request(self, event: dict) -> None:
+        await self.send_json({"type": "contact_request"})
 
     async def chat_withdrawn(self, event: dict) -> None:
         await self.send_json({"type": "withdrawn", "seq": event["seq"]})

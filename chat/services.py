@@ -454,3 +454,35 @@ def conversation_reassign(*, conversation_id: uuid.UUID, from_agent, to_agent) -
     _broadcast_on_commit(
         conversation, {"type": "chat.status", "status": conversation.status, "assignee": to_agent.get_username()}
     )
+
+
+@transaction.atomic
+def conversation_contact_request(*, conversation_id: uuid.UUID) -> None:
+    """No one can answer now: tell the customer, and ask for contact details so the team can reply later."""
+    conversation = _conversation_lock(conversation_id)
+    _system_message(
+        conversation,
+        "No one from our team is available right now. Leave your email and we will get back to you; "
+        "your message is saved as a ticket.",
+    )
+    _broadcast_on_commit(conversation, {"type": "chat.contact_request"})
+
+
+@transaction.atomic
+def conversation_contact_set(*, conversation_id: uuid.UUID, name, email) -> None:
+    """The customer left contact details for a reply later."""
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    if not isinstance(email, str) or not isinstance(name or "", str):
+        raise ActionRefused("invalid_contact", "Name and email must be text.")
+    try:
+        validate_email(email)
+    except ValidationError as exc:
+        raise ActionRefused("invalid_email", "That email address is not valid.") from exc
+    conversation = _conversation_lock(conversation_id)
+    conversation.customer_email = email
+    if name:
+        conversation.customer_name = name.strip()[:120]
+    conversation.save(update_fields=["customer_email", "customer_name", "updated_at"])
+    _system_message(conversation, f"Thanks! We will reply to {email}.")

@@ -37,10 +37,14 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)  # refused at the handshake: HTTP 403
             return
         await self.accept()
+        self.presence = await database_sync_to_async(services.presence_connect)(agent=self.user)
         await self.channel_layer.group_add(services.AGENTS_GROUP, self.channel_name)
+        await self.send_json({"type": "presence", "status": self.presence.status, "capacity": self.presence.capacity})
         await self.send_queue()
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "presence", None) is not None:
+            await database_sync_to_async(services.presence_disconnect)(agent=self.user)
         for group in {services.AGENTS_GROUP, *self.open_groups}:
             await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -71,6 +75,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
             "typing": self.receive_typing,
             "suggest": self.receive_suggest,
             "transfer": self.receive_transfer,
+            "presence": self.receive_presence,
         }.get(frame.get("type"))
         if handler is None:
             return await self.send_error("unknown_type", f"Unknown frame type {str(frame.get('type'))[:40]!r}.")
@@ -138,6 +143,10 @@ class AgentConsumer(AsyncWebsocketConsumer):
             conversation_id=conversation_id, role="agent", on=bool(frame.get("on"))
         )
 
+    async def receive_presence(self, frame: dict, conversation_id: str) -> None:
+        presence = await database_sync_to_async(services.presence_set)(agent=self.user, status=frame.get("status"))
+        await self.send_json({"type": "presence", "status": presence.status, "capacity": presence.capacity})
+
     async def receive_transfer(self, frame: dict, conversation_id: str) -> None:
         await database_sync_to_async(services.conversation_transfer)(
             conversation_id=conversation_id, from_agent=self.user, to_username=str(frame.get("to", ""))
@@ -197,3 +206,6 @@ class AgentConsumer(AsyncWebsocketConsumer):
     async def staff_suggestion(self, event: dict) -> None:
         if event["for"] == self.user.get_username():
             await self.send_json({"type": "suggestion", "conversation": event["conversation"], "text": event["text"]})
+
+    async def chat_contact_request(self, event: dict) -> None:
+        """The customer was asked for contact details (no agent was available); nothing for the console."""

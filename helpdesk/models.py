@@ -53,3 +53,22 @@ class CannedResponse(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class AgentPresence(models.Model):
+    """Whether an agent can take chats now, and how many at once."""
+
+    class Status(models.TextChoices):
+        ONLINE = "online", "Online"
+        AWAY = "away", "Away"
+        OFFLINE = "offline", "Offline"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="presence")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OFFLINE)
+    # Open console sockets: an agent with none is offline whatever they chose.
+    connections = models.PositiveIntegerField(default=0)
+    capacity = models.PositiveSmallIntegerField(default=3, help_text="Most conversations at once.")
+    last_seen = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.status}"

@@ -1,12 +1,13 @@
 """Writes of the staff side: tickets, and agents taking conversations."""
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from chat import broadcast
 from chat import services as chat_services
 from chat.models import Conversation
-from helpdesk.models import Ticket
+from helpdesk.models import AgentPresence, Ticket
 
 AGENTS_GROUP = "agents"
 
@@ -26,6 +27,8 @@ def ticket_open_for_handoff(*, conversation: Conversation, reason: str) -> Ticke
     if not created and ticket.status in (Ticket.Status.RESOLVED, Ticket.Status.CLOSED):
         ticket.status = Ticket.Status.OPEN
         ticket.save(update_fields=["status", "updated_at"])
+    if not agents_available():
+        chat_services.conversation_contact_request(conversation_id=conversation.id)
     _notify_agents(
         {
             "type": "queue.added",
@@ -40,7 +43,15 @@ def ticket_open_for_handoff(*, conversation: Conversation, reason: str) -> Ticke
 
 @transaction.atomic
 def conversation_claim(*, conversation_id, agent) -> bool:
-    """Take a queued conversation. Exactly one agent wins a race; the others get False and see it leave the queue."""
+    """Take a queued conversation. Exactly one agent wins a race; the others get False and see it leave the queue.
+
+    An agent at their capacity (AgentPresence.capacity conversations at once) is refused.
+    """
+    presence = AgentPresence.objects.filter(user=agent).first()
+    capacity = presence.capacity if presence else AgentPresence._meta.get_field("capacity").default
+    held = Conversation.objects.filter(status=Conversation.Status.AGENT, assignee=agent).count()
+    if held >= capacity:
+        raise chat_services.ActionRefused("at_capacity", f"You already have {held} conversations (your limit).")
     if not chat_services.conversation_assign(
         conversation_id=conversation_id, agent=agent, expected_status=Conversation.Status.QUEUED
     ):
@@ -63,3 +74,49 @@ def conversation_transfer(*, conversation_id, from_agent, to_username: str) -> N
     chat_services.conversation_reassign(conversation_id=conversation_id, from_agent=from_agent, to_agent=to_agent)
     Ticket.objects.filter(conversation_id=conversation_id).update(assignee=to_agent, updated_at=timezone.now())
     _notify_agents({"type": "queue.claimed", "conversation": str(conversation_id), "agent": to_agent.get_username()})
+
+
+@transaction.atomic
+def presence_connect(*, agent) -> AgentPresence:
+    """A console socket opened: the agent is reachable (online unless they chose away)."""
+    presence, _ = AgentPresence.objects.select_for_update().get_or_create(user=agent)
+    presence.connections = F("connections") + 1
+    if presence.status == AgentPresence.Status.OFFLINE:
+        presence.status = AgentPresence.Status.ONLINE
+    presence.last_seen = timezone.now()
+    presence.save()
+    presence.refresh_from_db()
+    return presence
+
+
+@transaction.atomic
+def presence_disconnect(*, agent) -> None:
+    """A console socket closed; with the last one the agent goes offline."""
+    presence = AgentPresence.objects.select_for_update().filter(user=agent).first()
+    if presence is None:
+        return
+    presence.connections = max(0, presence.connections - 1)
+    if presence.connections == 0:
+        presence.status = AgentPresence.Status.OFFLINE
+    presence.last_seen = timezone.now()
+    presence.save()
+
+
+@transaction.atomic
+def presence_set(*, agent, status: str) -> AgentPresence:
+    """The agent chooses online or away."""
+    if status not in (AgentPresence.Status.ONLINE, AgentPresence.Status.AWAY):
+        raise chat_services.ActionRefused("invalid_status", "Choose online or away.")
+    presence, _ = AgentPresence.objects.select_for_update().get_or_create(user=agent)
+    presence.status = status
+    presence.save(update_fields=["status"])
+    return presence
+
+
+def agents_available() -> bool:
+    """Whether any agent is online with a console open and room for another conversation."""
+    for presence in AgentPresence.objects.filter(status=AgentPresence.Status.ONLINE, connections__gt=0):
+        busy = Conversation.objects.filter(status=Conversation.Status.AGENT, assignee_id=presence.user_id).count()
+        if busy < presence.capacity:
+            return True
+    return False

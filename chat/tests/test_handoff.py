@@ -114,7 +114,8 @@ def test_a_second_handoff_changes_nothing(db):
     row = conversation_row(conv.id)
     assert row.handoff_reason == HandoffReason.CUSTOMER_REQUEST
     assert Ticket.objects.filter(conversation_id=conv.id).count() == 1
-    assert Message.objects.filter(conversation_id=conv.id, role="system").count() == 1
+    notices = Message.objects.filter(conversation_id=conv.id, role="system", content__startswith="Connecting you")
+    assert notices.count() == 1
 
 
 async def test_the_agent_gets_a_summary_of_the_handed_off_conversation(fake_engine, in_process_generation):
@@ -133,4 +134,20 @@ async def test_the_agent_gets_a_summary_of_the_handed_off_conversation(fake_engi
     assert row.handoff_summary == "Customer's order 4521 has not arrived."
     summary_turns = [call[0] for call in fake_engine.calls if call[0][0].content.startswith("Summarize")][-1]
     assert "order 4521 never arrived" in summary_turns[1].content  # the transcript reached the model
+    await communicator.disconnect()
+
+
+async def test_with_no_agent_online_the_customer_is_told_and_can_leave_an_email(fake_engine, in_process_generation):
+    conv, secret = await database_sync_to_async(services.conversation_start)()
+    communicator, _ = await hello(conv.id, secret)
+    await communicator.send_json_to({"type": "message", "content": "转人工"})
+    frames = await receive_until(communicator, "contact_request")
+    assert any("No one from our team is available" in f["message"]["content"] for f in frames if f["type"] == "message")
+    await communicator.send_json_to({"type": "contact", "name": "Li", "email": "not-an-email"})
+    assert (await communicator.receive_json_from())["code"] == "invalid_email"
+    await communicator.send_json_to({"type": "contact", "name": "Li", "email": "li@example.com"})
+    await receive_until(communicator, "contact_saved")
+    row = await database_sync_to_async(conversation_row)(conv.id)
+    assert (row.customer_name, row.customer_email) == ("Li", "li@example.com")
+    assert await database_sync_to_async(Ticket.objects.filter(conversation_id=conv.id).exists)()
     await communicator.disconnect()

@@ -43,6 +43,7 @@ def test_two_agents_claiming_at_once_get_exactly_one_owner_50_times(agents):
         assert row.status == Conversation.Status.AGENT and row.assignee.username == winners[0]
         ticket = Ticket.objects.select_related("assignee").get(conversation_id=conversation.id)
         assert ticket.assignee.username == winners[0] and ticket.status == Ticket.Status.OPEN
+        chat_services.conversation_resolve(conversation_id=conversation.id)  # frees the winner's capacity
 
 
 def test_a_conversation_still_with_the_bot_cannot_be_claimed(agents):
@@ -82,3 +83,36 @@ def test_canned_responses_are_filled_for_the_conversation(agents):
     ann.save()
     [canned] = canned_responses_for(conversation_id=conversation.id, agent=ann)
     assert canned["text"] == "Hi Li Lei, Ann of Example Inc.."
+
+
+def test_an_agent_at_capacity_cannot_claim_more(agents):
+    from helpdesk.models import AgentPresence
+
+    ann = agents[0]
+    AgentPresence.objects.create(user=ann, capacity=1, status="online", connections=1)
+    conversations = []
+    for _ in range(2):
+        conversation, _ = chat_services.conversation_start()
+        chat_services.conversation_hand_off(conversation_id=conversation.id, reason=HandoffReason.CUSTOMER_REQUEST)
+        conversations.append(conversation)
+    assert services.conversation_claim(conversation_id=conversations[0].id, agent=ann)
+    with pytest.raises(chat_services.ActionRefused, match="limit"):
+        services.conversation_claim(conversation_id=conversations[1].id, agent=ann)
+    assert Conversation.objects.get(pk=conversations[1].id).status == Conversation.Status.QUEUED
+
+
+def test_presence_follows_console_sockets_and_choice(agents):
+    from helpdesk.models import AgentPresence
+
+    ann = agents[0]
+    assert not services.agents_available()
+    services.presence_connect(agent=ann)
+    services.presence_connect(agent=ann)  # a second tab
+    assert services.agents_available()
+    services.presence_set(agent=ann, status="away")
+    assert not services.agents_available()
+    services.presence_set(agent=ann, status="online")
+    services.presence_disconnect(agent=ann)
+    assert services.agents_available()  # one tab still open
+    services.presence_disconnect(agent=ann)
+    assert AgentPresence.objects.get(user=ann).status == "offline" and not services.agents_available()

@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
 from helpdesk.asgi import application
+from helpdesk.models import AgentPresence
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,5 +64,8 @@ async def test_the_console_socket_accepts_an_agent_and_sends_the_queue(client, a
     )
     connected, _ = await communicator.connect()
     assert connected
+    assert await communicator.receive_json_from() == {"type": "presence", "status": "online", "capacity": 3}
     assert (await communicator.receive_json_from())["type"] == "queue"
     await communicator.disconnect()
+    presence = await database_sync_to_async(AgentPresence.objects.get)(user=agent)
+    assert presence.status == "offline" and presence.connections == 0

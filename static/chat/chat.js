@@ -47,6 +47,7 @@
 
   function setStatus(text) { statusEl.textContent = text; }
   const ratingForm = document.getElementById("chat-rating");
+  const contactForm = document.getElementById("chat-contact");
   let agentTypingTimer = null, typingTimer = null, typingSent = false;
   function applyStatus(status) {
     setStatus({queued: "Waiting for an agent", agent: "Chatting with an agent", resolved: "Resolved"}[status] || "Online");
@@ -133,6 +134,8 @@
             if (frame.on) agentTypingTimer = setTimeout(() => setTyping(false), 6000);
           }
           break;
+        case "contact_request": contactForm.hidden = false; break;
+        case "contact_saved": contactForm.hidden = true; showError(""); break;
         case "rated": ratingForm.hidden = true; showError(""); setStatus("Thank you for your rating!"); break;
         case "ack": outbox.delete(frame.client_id); break;
         case "error":
@@ -172,6 +175,11 @@
     if (typingSent) { send({type: "typing", on: false}); typingSent = false; }
     input.value = "";
     input.focus();
+  });
+  contactForm.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const data = new FormData(contactForm);
+    send({type: "contact", name: data.get("name") || "", email: data.get("email") || ""});
   });
   ratingForm.addEventListener("submit", (ev) => {
     ev.preventDefault();

@@ -127,6 +127,7 @@
             if (frame.on) customerTypingTimer = setTimeout(() => { $("conv-typing").hidden = true; }, 6000);
           }
           break;
+        case "presence": $("presence").value = frame.status; break;
         case "summary": if (forCurrent(frame)) $("conv-summary").textContent = frame.summary; break;
         case "suggestion":
           if (forCurrent(frame)) {
@@ -174,6 +175,7 @@
     input.value = "";
     stopTyping();
   });
+  $("presence").addEventListener("change", (ev) => send({type: "presence", status: ev.target.value}));
   $("btn-suggest").addEventListener("click", () => {
     if (!current) return;
     $("btn-suggest").disabled = true;  // re-enabled when the draft arrives
