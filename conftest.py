@@ -22,9 +22,12 @@ def fake_engine(settings):
 
 @pytest.fixture
 def in_process_generation(settings):
-    """Generate replies in this process's thread pool instead of Celery."""
+    """Generate replies in this process's thread pool instead of Celery; wait for them before the test ends."""
+    from chat.dispatch import in_process_wait
+
     settings.GENERATION_BACKEND = "inprocess"
-    return settings
+    yield settings
+    assert in_process_wait(timeout=30), "in-process tasks still running 30 s after the test"
 
 
 @pytest.fixture(scope="session")

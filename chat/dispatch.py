@@ -3,7 +3,7 @@
 import logging
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -12,6 +12,7 @@ logger = logging.getLogger(__name__)
 
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
+_pending: set[Future] = set()
 
 
 def task_enqueue(task, *args) -> None:
@@ -20,7 +21,9 @@ def task_enqueue(task, *args) -> None:
     if backend == "celery":
         task.delay(*args)
     elif backend == "inprocess":
-        _in_process_executor().submit(_run_in_thread, task, args)
+        future = _in_process_executor().submit(_run_in_thread, task, args)
+        _pending.add(future)
+        future.add_done_callback(_pending.discard)
     else:
         raise ValueError(f"unknown GENERATION_BACKEND {backend!r}; use celery or inprocess")
 
@@ -62,3 +65,19 @@ def _run_in_thread(task, args: tuple) -> None:
         logger.exception("in-process task %s%r failed", task.name, args)
     finally:
         close_old_connections()
+
+
+def in_process_wait(timeout: float = 30.0) -> bool:
+    """Wait until the in-process tasks started so far (and those they start) are done; False on timeout.
+
+    For tests and orderly shutdown: nothing may still be writing when the database goes away.
+    """
+    deadline = threading.Event()
+    timer = threading.Timer(timeout, deadline.set)
+    timer.start()
+    try:
+        while _pending and not deadline.is_set():
+            wait(list(_pending), timeout=0.5)
+        return not _pending
+    finally:
+        timer.cancel()

@@ -5,9 +5,9 @@ from helpdesk.models import CannedResponse, Ticket
 
 @admin.register(Ticket)
 class TicketAdmin(admin.ModelAdmin):
-    list_display = ("id", "subject", "status", "priority", "assignee", "created_at")
+    list_display = ("id", "subject", "status", "priority", "assignee", "tags", "created_at")
     list_filter = ("status", "priority")
-    search_fields = ("subject",)
+    search_fields = ("subject", "tags")
     raw_id_fields = ("conversation",)
 
 

@@ -5,7 +5,8 @@ Client frames: {"type": "claim" | "open", "conversation": id}, {"type": "message
 Server frames: "queue" (the list), "queue.added", "queue.claimed", "conversation" (a whole conversation),
 "message", "note", "delta", "done", "status", "typing", "summary", "suggestion", "error".
 Also {"type": "suggest", "conversation"}: the model drafts a reply into the agent's box, to edit before sending;
-{"type": "transfer", "conversation", "to": username}: pass the conversation to another agent.
+{"type": "transfer", "conversation", "to": username}: pass the conversation to another agent;
+{"type": "ticket", "conversation", "status", "priority", "tags"}: edit the conversation's ticket.
 """
 
 import json
@@ -76,6 +77,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
             "suggest": self.receive_suggest,
             "transfer": self.receive_transfer,
             "presence": self.receive_presence,
+            "ticket": self.receive_ticket,
         }.get(frame.get("type"))
         if handler is None:
             return await self.send_error("unknown_type", f"Unknown frame type {str(frame.get('type'))[:40]!r}.")
@@ -141,6 +143,22 @@ class AgentConsumer(AsyncWebsocketConsumer):
     async def receive_typing(self, frame: dict, conversation_id: str) -> None:
         await database_sync_to_async(chat_services.typing_signal)(
             conversation_id=conversation_id, role="agent", on=bool(frame.get("on"))
+        )
+
+    async def receive_ticket(self, frame: dict, conversation_id: str) -> None:
+        ticket = await database_sync_to_async(services.ticket_update)(
+            conversation_id=conversation_id,
+            agent=self.user,
+            status=frame.get("status"),
+            priority=frame.get("priority"),
+            tags=frame.get("tags"),
+        )
+        await self.send_json(
+            {
+                "type": "ticket",
+                "conversation": conversation_id,
+                "ticket": {"id": ticket.pk, "status": ticket.status, "priority": ticket.priority, "tags": ticket.tags},
+            }
         )
 
     async def receive_presence(self, frame: dict, conversation_id: str) -> None:

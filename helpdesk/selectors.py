@@ -34,7 +34,8 @@ def queue_for_agent(*, agent) -> list[dict]:
 
 def conversation_for_staff(*, conversation_id) -> dict:
     """The whole conversation, bot turns and notes included, with the handoff reason and summary."""
-    conversation = Conversation.objects.select_related("assignee").get(pk=conversation_id)
+    conversation = Conversation.objects.select_related("assignee", "ticket").get(pk=conversation_id)
+    ticket = getattr(conversation, "ticket", None)
     messages = Message.objects.filter(conversation=conversation).select_related("author").order_by("seq")
     return {
         "id": str(conversation.id),
@@ -48,6 +49,9 @@ def conversation_for_staff(*, conversation_id) -> dict:
         "summary": conversation.handoff_summary,
         "assignee": conversation.assignee.get_username() if conversation.assignee_id else None,
         "messages": [staff_message_to_dict(m) for m in messages],
+        "ticket": {"id": ticket.pk, "status": ticket.status, "priority": ticket.priority, "tags": ticket.tags}
+        if ticket
+        else None,
     }
 
 

@@ -120,3 +120,34 @@ def agents_available() -> bool:
         if busy < presence.capacity:
             return True
     return False
+
+
+@transaction.atomic
+def ticket_update(*, conversation_id, agent, status=None, priority=None, tags=None) -> Ticket:
+    """Change a conversation's ticket from the console: status, priority (1-4) and tags."""
+    ticket = Ticket.objects.select_for_update().get(conversation_id=conversation_id)
+    if status is not None:
+        if status not in Ticket.Status.values:
+            raise chat_services.ActionRefused(
+                "invalid_ticket", f"Status must be one of {', '.join(Ticket.Status.values)}."
+            )
+        ticket.status = status
+    if priority is not None:
+        if priority not in Ticket.Priority.values:
+            raise chat_services.ActionRefused("invalid_ticket", "Priority must be 1 (low) to 4 (urgent).")
+        ticket.priority = priority
+    if tags is not None:
+        if not isinstance(tags, str):
+            raise chat_services.ActionRefused("invalid_ticket", "Tags are comma-separated text.")
+        ticket.tags = ", ".join(dict.fromkeys(t.strip().lower() for t in tags.split(",") if t.strip()))[:255]
+    ticket.save()
+    _notify_agents({"type": "queue.claimed", "conversation": str(conversation_id), "agent": agent.get_username()})
+    return ticket
+
+
+@transaction.atomic
+def ticket_resolve_for_conversation(*, conversation) -> None:
+    """A resolved conversation resolves its ticket."""
+    Ticket.objects.filter(conversation=conversation).exclude(status=Ticket.Status.CLOSED).update(
+        status=Ticket.Status.RESOLVED, updated_at=timezone.now()
+    )

@@ -116,3 +116,18 @@ def test_presence_follows_console_sockets_and_choice(agents):
     assert services.agents_available()  # one tab still open
     services.presence_disconnect(agent=ann)
     assert AgentPresence.objects.get(user=ann).status == "offline" and not services.agents_available()
+
+
+def test_tickets_are_edited_from_the_console_and_resolved_with_the_conversation(agents):
+    ann = agents[0]
+    conversation, _ = chat_services.conversation_start()
+    chat_services.conversation_hand_off(conversation_id=conversation.id, reason=HandoffReason.CUSTOMER_REQUEST)
+    ticket = services.ticket_update(
+        conversation_id=conversation.id, agent=ann, status="pending", priority=4, tags=" VIP, billing,vip "
+    )
+    assert (ticket.status, ticket.priority, ticket.tags) == ("pending", 4, "vip, billing")
+    for bad in ({"status": "lost"}, {"priority": 9}, {"tags": ["x"]}):
+        with pytest.raises(chat_services.ActionRefused):
+            services.ticket_update(conversation_id=conversation.id, agent=ann, **bad)
+    chat_services.conversation_resolve(conversation_id=conversation.id)
+    assert Ticket.objects.get(pk=ticket.pk).status == Ticket.Status.RESOLVED

@@ -68,11 +68,21 @@
     $("conv-reason").textContent = conv.reason_label ? "Handed off: " + conv.reason_label + "." : "";
     $("conv-summary").textContent = conv.summary || "";
     conv.messages.forEach(renderMessage);
+    renderTicket(conv.ticket);
     fillSelect($("canned"), "Canned…", (conv.canned || []).map((c) => [c.text, c.title + (c.shortcut ? " (/" + c.shortcut + ")" : "")]));
     fillSelect($("transfer-to"), "Transfer to…", (conv.agents || []).map((a) => [a, a]));
     setStatus(conv.status, conv.assignee);
     document.querySelectorAll("#queue button").forEach((b) =>
       b.setAttribute("aria-current", String(b.dataset.conversation === conv.id)));
+  }
+
+  function renderTicket(ticket) {
+    $("ticket-form").hidden = !ticket;
+    if (!ticket) return;
+    $("ticket-id").textContent = "Ticket #" + ticket.id;
+    $("ticket-status").value = ticket.status;
+    $("ticket-priority").value = String(ticket.priority);
+    $("ticket-tags").value = ticket.tags;
   }
 
   function fillSelect(select, placeholder, options) {
@@ -128,6 +138,7 @@
           }
           break;
         case "presence": $("presence").value = frame.status; break;
+        case "ticket": if (forCurrent(frame)) renderTicket(frame.ticket); break;
         case "summary": if (forCurrent(frame)) $("conv-summary").textContent = frame.summary; break;
         case "suggestion":
           if (forCurrent(frame)) {
@@ -174,6 +185,12 @@
     send({type: "note", conversation: current.id, content});
     input.value = "";
     stopTyping();
+  });
+  $("ticket-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (!current) return;
+    send({type: "ticket", conversation: current.id, status: $("ticket-status").value,
+          priority: Number($("ticket-priority").value), tags: $("ticket-tags").value});
   });
   $("presence").addEventListener("change", (ev) => send({type: "presence", status: ev.target.value}));
   $("btn-suggest").addEventListener("click", () => {
