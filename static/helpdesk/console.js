@@ -127,7 +127,10 @@
           if (forCurrent(frame) && rendered.has(frame.seq)) { rendered.get(frame.seq).li.remove(); rendered.delete(frame.seq); }
           break;
         case "status":
-          if (forCurrent(frame)) setStatus(frame.status, frame.assignee || null);
+          if (forCurrent(frame)) {
+            setStatus(frame.status, frame.assignee || null);
+            if (frame.status === "resolved") $("ticket-status").value = "resolved";  // resolved with the chat
+          }
           break;
         case "typing":
           if (forCurrent(frame) && frame.role === "customer") {
