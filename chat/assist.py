@@ -6,7 +6,8 @@ import uuid
 from django.conf import settings
 
 from chat import services, session_cache
-from chat.models import Conversation, Message
+from chat.models import Conversation
+from chat.reply import LANGUAGE_NAMES, MODEL_ROLES
 from inference.deferral import HANDOFF_SIGNAL
 from inference.engines import EngineError, engine_get
 from inference.generation import Generation
@@ -14,9 +15,6 @@ from inference.prompt import SUGGEST_PROMPT, SUMMARY_PROMPT, context_fit, system
 from inference.types import ChatTurn, SamplingParams
 
 logger = logging.getLogger(__name__)
-
-MODEL_ROLES = {Message.Role.CUSTOMER: "user", Message.Role.BOT: "assistant", Message.Role.AGENT: "assistant"}
-LANGUAGE_NAMES = {"en": "English", "zh": "Chinese (简体中文)"}
 
 
 def _history(conversation: Conversation) -> list[ChatTurn]:
