@@ -55,6 +55,11 @@ class Conversation(models.Model):
         """The channel-layer group every socket of this conversation listens on."""
         return f"conversation.{self.id.hex}"
 
+    @property
+    def staff_group_name(self) -> str:
+        """The group of the staff following this conversation: private notes, summaries and drafts go here only."""
+        return f"{self.group_name}.staff"
+
 
 class Message(models.Model):
     """A message in a conversation, numbered by a per-conversation increasing sequence."""

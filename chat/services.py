@@ -305,14 +305,14 @@ def conversation_summary_set(*, conversation_id: uuid.UUID, summary: str) -> Non
     conversation.handoff_summary = summary[:2000]
     conversation.save(update_fields=["handoff_summary", "updated_at"])
     event = {"type": "staff.summary", "conversation": str(conversation.id), "summary": conversation.handoff_summary}
-    transaction.on_commit(partial(broadcast.group_send, _staff_group(conversation), event))
+    transaction.on_commit(partial(broadcast.group_send, conversation.staff_group_name, event))
 
 
 def reply_suggestion_send(*, conversation_id: uuid.UUID, agent_username: str, text: str) -> None:
     """Hand a drafted reply to the staff side (the requesting agent's console fills it in). Nothing is stored."""
     conversation = Conversation(id=uuid.UUID(str(conversation_id)))
     event = {"type": "staff.suggestion", "conversation": str(conversation.id), "for": agent_username, "text": text}
-    broadcast.group_send(_staff_group(conversation), event)
+    broadcast.group_send(conversation.staff_group_name, event)
 
 
 @transaction.atomic
@@ -336,10 +336,6 @@ class ActionRefused(ValueError):
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code = code
-
-
-def _staff_group(conversation: Conversation) -> str:
-    return f"{conversation.group_name}.staff"
 
 
 @transaction.atomic
@@ -375,7 +371,7 @@ def note_post(*, conversation_id: uuid.UUID, agent, content) -> Message:
         conversation=conversation, seq=_seq_take(conversation), role=Message.Role.NOTE, content=content, author=agent
     )
     event = {"type": "staff.note", "conversation": str(conversation.id), "message": staff_message_to_dict(note)}
-    transaction.on_commit(partial(broadcast.group_send, _staff_group(conversation), event))
+    transaction.on_commit(partial(broadcast.group_send, conversation.staff_group_name, event))
     return note
 
 

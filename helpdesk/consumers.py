@@ -2,7 +2,7 @@
 
 Client frames: {"type": "claim" | "open", "conversation": id}, {"type": "message" | "note", "conversation", "content",
 "client_id"}, {"type": "hand_back" | "resolve", "conversation"}, {"type": "typing", "conversation", "on": bool}.
-Server frames: "queue" (the list), "queue.added", "queue.claimed", "conversation" (a whole conversation),
+Server frames: "queue" (the list, sent again whenever it changes), "conversation" (a whole conversation),
 "message", "note", "delta", "done", "status", "typing", "summary", "suggestion", "error".
 Also {"type": "suggest", "conversation"}: the model drafts a reply into the agent's box, to edit before sending;
 {"type": "transfer", "conversation", "to": username}: pass the conversation to another agent;
@@ -11,12 +11,14 @@ Also {"type": "suggest", "conversation"}: the model drafts a reply into the agen
 
 import json
 import logging
+import uuid
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 
 from chat import services as chat_services
+from chat.models import Conversation
 from helpdesk import selectors, services
 
 logger = logging.getLogger(__name__)
@@ -103,10 +105,8 @@ class AgentConsumer(AsyncWebsocketConsumer):
 
     async def receive_open(self, frame: dict, conversation_id: str) -> None:
         data = await database_sync_to_async(selectors.conversation_for_staff)(conversation_id=conversation_id)
-        for group in (
-            f"conversation.{data['id'].replace('-', '')}",
-            f"conversation.{data['id'].replace('-', '')}.staff",
-        ):
+        conversation = Conversation(id=uuid.UUID(data["id"]))
+        for group in (conversation.group_name, conversation.staff_group_name):
             if group not in self.open_groups:
                 await self.channel_layer.group_add(group, self.channel_name)
                 self.open_groups.add(group)
@@ -181,6 +181,9 @@ class AgentConsumer(AsyncWebsocketConsumer):
         await self.send_queue()
 
     async def queue_claimed(self, event: dict) -> None:
+        await self.send_queue()
+
+    async def queue_changed(self, event: dict) -> None:
         await self.send_queue()
 
     async def chat_message(self, event: dict) -> None:

@@ -47,7 +47,8 @@ def conversation_claim(*, conversation_id, agent) -> bool:
 
     An agent at their capacity (AgentPresence.capacity conversations at once) is refused.
     """
-    presence = AgentPresence.objects.filter(user=agent).first()
+    # Locking the agent's presence row serializes their own claims, so two at once cannot pass the limit together.
+    presence = AgentPresence.objects.select_for_update().filter(user=agent).first()
     capacity = presence.capacity if presence else AgentPresence._meta.get_field("capacity").default
     held = Conversation.objects.filter(status=Conversation.Status.AGENT, assignee=agent).count()
     if held >= capacity:
@@ -73,7 +74,7 @@ def conversation_transfer(*, conversation_id, from_agent, to_username: str) -> N
         raise chat_services.ActionRefused("unknown_agent", "No agent with that name can take conversations.")
     chat_services.conversation_reassign(conversation_id=conversation_id, from_agent=from_agent, to_agent=to_agent)
     Ticket.objects.filter(conversation_id=conversation_id).update(assignee=to_agent, updated_at=timezone.now())
-    _notify_agents({"type": "queue.claimed", "conversation": str(conversation_id), "agent": to_agent.get_username()})
+    _notify_agents({"type": "queue.changed", "conversation": str(conversation_id)})
 
 
 @transaction.atomic
@@ -141,7 +142,7 @@ def ticket_update(*, conversation_id, agent, status=None, priority=None, tags=No
             raise chat_services.ActionRefused("invalid_ticket", "Tags are comma-separated text.")
         ticket.tags = ", ".join(dict.fromkeys(t.strip().lower() for t in tags.split(",") if t.strip()))[:255]
     ticket.save()
-    _notify_agents({"type": "queue.claimed", "conversation": str(conversation_id), "agent": agent.get_username()})
+    _notify_agents({"type": "queue.changed", "conversation": str(conversation_id)})
     return ticket
 
 
