@@ -44,6 +44,8 @@ async def test_customer_and_agent_talk_live_through_a_handoff(browser, productio
     await agent.click("#btn-claim")
     await agent.wait_for_selector("#conv-status:has-text('agent')")
     await customer.wait_for_selector("#chat-status:has-text('Chatting with an agent')")
+    # An agent is online, so no leave-a-message form; and no rating before the conversation is resolved.
+    assert await customer.is_hidden("#chat-contact") and await customer.is_hidden("#chat-rating")
 
     # Live both ways.
     await agent.fill("#reply-input", "Hi, I'm Ann from support. How can I help?")
