@@ -4,6 +4,11 @@ Frames are JSON objects with a `type`. The client speaks first:
   {"type": "hello", "secret": "...", "last_seq": 0}       prove ownership; replay messages after last_seq
   {"type": "message", "content": "...", "client_id": "..."} a customer message (client_id makes resends safe)
   {"type": "ping"}
+  {"type": "typing", "on": true}                          the customer is typing (or stopped)
+  {"type": "rate", "score": 1-5, "comment": "..."}       rate a resolved conversation, once
+  {"type": "contact", "name": "...", "email": "..."}      leave contact details when no one is available
+  {"type": "resolve"}                                     the customer ends the chat
+The handshake is refused (HTTP 403) when the page's Origin is not one of the conversation's site's allowed origins.
 The server answers with `ready`, `ack`, `message`, `delta`, `done`, `pong` and `error` frames
 ({"type": "error", "code": "...", "message": "..."}). A bad frame gets an error frame and the socket stays open;
 failing to prove ownership gets an error frame, then a close with one of the codes below.
@@ -18,6 +23,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chat import presence, selectors, services
+from chat.models import Conversation
+from chat.origins import origin_allowed
 from chat.serializers import conversation_to_dict, message_to_dict
 
 logger = logging.getLogger(__name__)
@@ -34,8 +41,36 @@ class CustomerConsumer(AsyncWebsocketConsumer):
     hello_timer: asyncio.Task | None = None
 
     async def connect(self) -> None:
+        try:
+            allowed = await database_sync_to_async(self._origin_allowed)()
+        except Exception:
+            logger.exception("could not check the origin of a chat socket")
+            await self.accept()
+            return await self._refuse(
+                CLOSE_TRY_AGAIN_LATER, "service_unavailable", "The chat service is unavailable; reconnecting."
+            )
+        if not allowed:
+            return await self.close()  # before accept: the handshake gets HTTP 403
         await self.accept()
         self.hello_timer = asyncio.get_running_loop().create_task(self._close_without_hello())
+
+    def _origin_allowed(self) -> bool:
+        """The page's Origin against the conversation's site. Unknown conversations pass here and fail the hello,
+        so the handshake does not tell which conversation ids exist."""
+        headers = dict(self.scope.get("headers", []))
+        origin = headers.get(b"origin")
+        if origin is None:  # not a browser
+            return True
+        conversation = (
+            Conversation.objects.filter(pk=self.scope["url_route"]["kwargs"]["conversation_id"])
+            .select_related("site")
+            .first()
+        )
+        if conversation is None:
+            return True
+        allowed = conversation.site.origins if conversation.site_id else set()
+        host = headers.get(b"host", b"").decode("latin-1")
+        return origin_allowed(origin=origin.decode("latin-1"), allowed=allowed, own_host=host)
 
     async def disconnect(self, code: int) -> None:
         if self.hello_timer is not None:
@@ -76,18 +111,16 @@ class CustomerConsumer(AsyncWebsocketConsumer):
             return await self.receive_hello(frame)
         if kind == "ping":
             return await self.send_json({"type": "pong"})
-        if kind in ("message", "rate", "typing", "contact"):
+        if kind in ("message", "rate", "typing", "contact", "resolve"):
             if self.conversation is None:
                 return await self._refuse(CLOSE_HELLO_REQUIRED, "hello_required", "Send a hello frame first.")
-            if kind == "rate":
-                return await self.receive_rate(frame)
-            if kind == "contact":
-                return await self.receive_contact(frame)
-            if kind == "typing":
-                return await database_sync_to_async(services.typing_signal)(
-                    conversation_id=self.conversation.id, role="customer", on=bool(frame.get("on"))
-                )
-            return await self.receive_message(frame)
+            if kind == "message":
+                return await self.receive_message(frame)
+            try:
+                return await self.receive_action(kind, frame)
+            except Exception:
+                logger.exception("%s failed in conversation %s", kind, self.conversation.id)
+                return await self.send_error("service_unavailable", "That did not go through; please try again.")
         await self.send_error("unknown_type", f"Unknown frame type {str(kind)[:40]!r}.")
 
     async def receive_hello(self, frame: dict) -> None:
@@ -122,12 +155,13 @@ class CustomerConsumer(AsyncWebsocketConsumer):
             missed = await database_sync_to_async(selectors.messages_visible_to_customer)(
                 conversation=conversation, after_seq=last_seq
             )
+            summary = await database_sync_to_async(conversation_to_dict)(conversation)
         except Exception:
             logger.exception("hello failed for conversation %s", conversation.id)
             return await self._refuse(
                 CLOSE_TRY_AGAIN_LATER, "service_unavailable", "The chat service is unavailable; reconnecting."
             )
-        await self.send_json({"type": "ready", "conversation": conversation_to_dict(conversation)})
+        await self.send_json({"type": "ready", "conversation": summary})
         for message in missed:
             await self.send_json({"type": "message", "message": message_to_dict(message)})
 
@@ -138,7 +172,11 @@ class CustomerConsumer(AsyncWebsocketConsumer):
                 conversation_id=self.conversation.id, content=frame.get("content"), client_id=client_id
             )
         except services.MessageRejected as exc:
-            return await self.send_error(exc.code, str(exc))
+            # Names the message, so the client knows which one to resend later (rate limit) or give back.
+            frame = {"type": "error", "code": exc.code, "message": str(exc), "client_id": client_id}
+            if exc.retry_after is not None:
+                frame["retry_after"] = exc.retry_after
+            return await self.send_json(frame)
         except Exception:
             # Not acknowledged: the client keeps the message and resends it (same client_id, stored once).
             logger.exception("could not store a message in conversation %s", self.conversation.id)
@@ -146,6 +184,19 @@ class CustomerConsumer(AsyncWebsocketConsumer):
                 "service_unavailable", "Your message could not be confirmed; it will be sent again shortly."
             )
         await self.send_json({"type": "ack", "client_id": message.client_id, "seq": message.seq})
+
+    async def receive_action(self, kind: str, frame: dict) -> None:
+        if kind == "rate":
+            return await self.receive_rate(frame)
+        if kind == "contact":
+            return await self.receive_contact(frame)
+        if kind == "resolve":
+            return await database_sync_to_async(services.conversation_resolve)(
+                conversation_id=self.conversation.id, by_customer=True
+            )
+        return await database_sync_to_async(services.typing_signal)(
+            conversation_id=self.conversation.id, role="customer", on=bool(frame.get("on"))
+        )
 
     async def receive_contact(self, frame: dict) -> None:
         try:

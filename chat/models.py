@@ -1,10 +1,128 @@
-"""Conversations between a customer and the bot or an agent, their messages and the customer's rating."""
+"""Sites that embed the widget; conversations between a customer and the bot or an agent; messages; ratings."""
 
+import datetime
+import secrets
 import uuid
+import zoneinfo
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+
+
+def site_key_new() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def origins_validate(value: str) -> None:
+    """Each line must be a bare origin: scheme://host[:port], no path."""
+    from chat.origins import origin_normalize
+
+    for line in value.split():
+        if origin_normalize(line) is None:
+            raise ValidationError(f"{line!r} is not an origin like https://www.example.com (no path).")
+
+
+def timezone_validate(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"{value!r} is not an IANA time zone such as Europe/Paris.") from exc
+
+
+class Site(models.Model):
+    """A website that embeds the chat widget, with the widget's look, pre-chat form, hours and limits.
+
+    The site key is public (it is in the page's script tag); what protects a site is its list of allowed origins.
+    """
+
+    class Field(models.TextChoices):
+        REQUIRED = "required", "Required"
+        OPTIONAL = "optional", "Optional"
+        OFF = "off", "Not asked"
+
+    class Language(models.TextChoices):
+        EN = "en", "English"
+        ZH = "zh", "简体中文"
+
+    name = models.CharField(max_length=120)
+    key = models.CharField(max_length=32, unique=True, default=site_key_new, editable=False)
+    is_active = models.BooleanField(default=True)
+    allowed_origins = models.TextField(
+        blank=True,
+        validators=[origins_validate],
+        help_text="One origin per line, e.g. https://www.example.com. The helpdesk's own pages are always allowed.",
+    )
+    theme_color = models.CharField(
+        max_length=7, default="#1f6feb", validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use #rrggbb.")]
+    )
+    welcome_message = models.TextField(blank=True, default="Hi! How can we help you today?")
+    welcome_message_zh = models.TextField(blank=True, default="您好!请问有什么可以帮您?")
+    language = models.CharField(
+        max_length=8, choices=Language.choices, default=Language.EN, help_text="For browsers in other languages."
+    )
+    prechat_name = models.CharField(max_length=8, choices=Field.choices, default=Field.OPTIONAL)
+    prechat_email = models.CharField(max_length=8, choices=Field.choices, default=Field.OPTIONAL)
+    bot_enabled = models.BooleanField(default=True, help_text="Off: every chat goes straight to the agents.")
+    timezone = models.CharField(max_length=64, default="UTC", validators=[timezone_validate])
+    conversations_per_ip = models.PositiveIntegerField(
+        default=6, help_text="New conversations one IP address may open on this site per window."
+    )
+    conversations_window_hours = models.PositiveIntegerField(default=12)
+    messages_per_minute = models.PositiveIntegerField(default=20, help_text="Per conversation.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def origins(self) -> set[str]:
+        from chat.origins import origin_normalize
+
+        return {o for o in (origin_normalize(line) for line in self.allowed_origins.split()) if o}
+
+    def welcome_for(self, language: str) -> str:
+        return self.welcome_message_zh if language == "zh" and self.welcome_message_zh else self.welcome_message
+
+    def is_open(self, at: datetime.datetime) -> bool:
+        """Within business hours at `at` (aware). A site without hours is always open."""
+        hours = list(self.hours.all())
+        if not hours:
+            return True
+        local = at.astimezone(zoneinfo.ZoneInfo(self.timezone))
+        now = local.time()
+        return any(h.weekday == local.weekday() and h.opens <= now < h.closes for h in hours)
+
+
+class SiteHours(models.Model):
+    """One opening period of a site's team, in the site's time zone."""
+
+    class Weekday(models.IntegerChoices):
+        MONDAY = 0, "Monday"
+        TUESDAY = 1, "Tuesday"
+        WEDNESDAY = 2, "Wednesday"
+        THURSDAY = 3, "Thursday"
+        FRIDAY = 4, "Friday"
+        SATURDAY = 5, "Saturday"
+        SUNDAY = 6, "Sunday"
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="hours")
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    opens = models.TimeField()
+    closes = models.TimeField()
+
+    class Meta:
+        ordering = ["weekday", "opens"]
+        verbose_name_plural = "business hours"
+        constraints = [models.CheckConstraint(condition=Q(closes__gt=models.F("opens")), name="hours_close_after_open")]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}-{self.closes:%H:%M}"
 
 
 class HandoffReason(models.TextChoices):
@@ -12,6 +130,8 @@ class HandoffReason(models.TextChoices):
     CUSTOMER_REQUEST = "customer_request", "The customer asked for a person"
     ENGINE_FAILURE = "engine_failure", "The bot failed and no rule answered"
     NO_KNOWLEDGE = "no_knowledge", "Nothing relevant is known"
+    BOT_OFF = "bot_off", "The bot is off for this site"
+    OFFLINE_MESSAGE = "offline_message", "Left a message while no one was available"
 
 
 class Conversation(models.Model):
@@ -24,6 +144,9 @@ class Conversation(models.Model):
         RESOLVED = "resolved", "Resolved"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # The site whose widget opened it (None: opened through the API).
+    site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.PROTECT, related_name="conversations")
+    page_url = models.URLField(max_length=500, blank=True)
     secret_hash = models.CharField(max_length=64, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.BOT, db_index=True)
     language = models.CharField(max_length=16, default="en")

@@ -6,7 +6,7 @@ import time
 from django.conf import settings
 from prometheus_client import Counter
 
-from chat import presence, services, session_cache
+from chat import availability, presence, services, session_cache
 from chat.models import Conversation, HandoffReason, Message
 from inference import selectors as bot_config
 from inference.deferral import DeferralFilter
@@ -84,11 +84,13 @@ def reply_generate(*, customer_message_id: int) -> Message | None:
         logger.info("reply %s stopped: %s", reply.pk, stop)
         return services.reply_fail(reply_id=reply.pk, content="".join(parts), error=str(stop))
     except EngineError as exc:
+        availability.bot_failed()  # widgets offer leave-a-message while the bot is down and no agent is on
         return _fallback(reply, customer_message_id, "".join(parts), exc)
     except Exception as exc:
         logger.exception("reply %s to message %s crashed", reply.pk, customer_message_id)
         services.reply_fail(reply_id=reply.pk, content="".join(parts), error=f"internal error: {type(exc).__name__}")
         raise
+    availability.bot_recovered()
     stats = generation.stats
     return services.reply_complete(
         reply_id=reply.pk,

@@ -1,6 +1,6 @@
 """Plain-dict shapes of chat objects as clients see them (websocket frames, JSON views)."""
 
-from chat.models import Conversation, Message
+from chat.models import Conversation, Message, Site
 
 
 def message_to_dict(message: Message) -> dict:
@@ -31,6 +31,7 @@ def conversation_to_dict(conversation: Conversation) -> dict:
         "status": conversation.status,
         "language": conversation.language,
         "last_seq": conversation.last_seq,
+        "rated": hasattr(conversation, "rating"),
     }
 
 
@@ -39,3 +40,16 @@ def staff_message_to_dict(message: Message) -> dict:
     data = message_to_dict(message)
     data["author"] = message.author.get_username() if message.author_id else None
     return data
+
+
+def site_to_widget_dict(site: Site) -> dict:
+    """A site's widget settings, as any page may read them (nothing secret)."""
+    return {
+        "key": site.key,
+        "name": site.name,
+        "theme_color": site.theme_color,
+        "welcome_message": site.welcome_message,
+        "welcome_message_zh": site.welcome_message_zh or site.welcome_message,
+        "language": site.language,
+        "prechat": {"name": site.prechat_name, "email": site.prechat_email},
+    }

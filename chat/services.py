@@ -10,8 +10,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from chat import broadcast, session_cache, signals
-from chat.models import Conversation, HandoffReason, Message, Rating
+from chat import broadcast, ratelimit, session_cache, signals, strings
+from chat.models import Conversation, HandoffReason, Message, Rating, Site
 from chat.selectors import secret_hash
 from chat.serializers import message_to_dict, staff_message_to_dict
 from inference.deferral import customer_asks_for_human
@@ -20,11 +20,19 @@ logger = logging.getLogger(__name__)
 
 
 class MessageRejected(ValueError):
-    """A customer message that is not accepted; `code` is machine-readable, the text is for people."""
+    """A customer message that is not accepted; `code` is machine-readable, the text is for people.
 
-    def __init__(self, code: str, message: str):
+    `retry_after` (seconds) is set when the same message will be accepted later (a rate limit).
+    """
+
+    def __init__(self, code: str, message: str, retry_after: int | None = None):
         super().__init__(message)
         self.code = code
+        self.retry_after = retry_after
+
+
+# Messages per minute per conversation when it has no site (opened through the API).
+MESSAGES_PER_MINUTE_DEFAULT = 20
 
 
 @dataclass(frozen=True)
@@ -55,18 +63,86 @@ def _seq_take(conversation: Conversation) -> int:
     return conversation.last_seq
 
 
+class ConversationRefused(ValueError):
+    """A new conversation that is not opened (rate limit); `retry_after` says when to try again, in seconds."""
+
+    def __init__(self, code: str, message: str, retry_after: int):
+        super().__init__(message)
+        self.code = code
+        self.retry_after = retry_after
+
+
 def conversation_start(
-    *, language: str = "en", region: str = "", customer_name: str = "", customer_email: str = ""
+    *,
+    site: Site | None = None,
+    language: str = "en",
+    region: str = "",
+    customer_name: str = "",
+    customer_email: str = "",
+    page_url: str = "",
+    client_ip: str | None = None,
 ) -> tuple[Conversation, str]:
-    """Open a conversation in bot mode. Returns it with its secret, which is shown once and stored hashed."""
+    """Open a conversation in bot mode. Returns it with its secret, which is shown once and stored hashed.
+
+    With a site and the customer's IP address, the site's limit of new conversations per IP applies
+    (ConversationRefused when it is reached).
+    """
+    if site is not None and client_ip:
+        verdict = ratelimit.hit(
+            f"conv:{site.pk}:{client_ip}",
+            limit=site.conversations_per_ip,
+            window_s=site.conversations_window_hours * 3600,
+        )
+        if not verdict.allowed:
+            raise ConversationRefused(
+                "rate_limited",
+                "Too many new conversations from your network; please try again later.",
+                verdict.retry_after,
+            )
     secret = secrets.token_urlsafe(32)
     conversation = Conversation.objects.create(
+        site=site,
         secret_hash=secret_hash(secret),
         language=language[:16] or "en",
         region=region[:64],
         customer_name=customer_name[:120],
         customer_email=customer_email,
+        page_url=page_url[:500],
     )
+    return conversation, secret
+
+
+@transaction.atomic
+def message_leave(
+    *,
+    site: Site,
+    content,
+    customer_name: str,
+    customer_email: str,
+    language: str = "en",
+    region: str = "",
+    page_url: str = "",
+    client_ip: str | None = None,
+) -> tuple[Conversation, str]:
+    """Nobody can answer now: store the customer's message as a conversation waiting for the team (a ticket).
+
+    Returns the conversation and its secret, so the customer can come back to it and read the answer there.
+    """
+    content = message_clean(content)
+    conversation, secret = conversation_start(
+        site=site,
+        language=language,
+        region=region,
+        customer_name=customer_name,
+        customer_email=customer_email,
+        page_url=page_url,
+        client_ip=client_ip,
+    )
+    conversation = _conversation_lock(conversation.id)
+    message = Message.objects.create(
+        conversation=conversation, seq=_seq_take(conversation), role=Message.Role.CUSTOMER, content=content
+    )
+    conversation_hand_off(conversation_id=conversation.id, reason=HandoffReason.OFFLINE_MESSAGE, message_id=message.id)
     return conversation, secret
 
 
@@ -99,6 +175,14 @@ def message_post_customer(*, conversation_id: uuid.UUID, content, client_id: str
         existing = Message.objects.filter(conversation_id=conversation_id, client_id=client_id).first()
         if existing is not None:
             return existing, False
+    per_minute = conversation.site.messages_per_minute if conversation.site_id else MESSAGES_PER_MINUTE_DEFAULT
+    verdict = ratelimit.hit(f"msg:{conversation.id}", limit=per_minute, window_s=60)
+    if not verdict.allowed:
+        raise MessageRejected(
+            "rate_limited",
+            f"You are sending messages too quickly. Your message will be sent in {verdict.retry_after} s.",
+            verdict.retry_after,
+        )
     seq = _seq_take(conversation)
     if conversation.status == Conversation.Status.RESOLVED:
         # A customer writing again reopens the conversation with the bot.
@@ -111,7 +195,9 @@ def message_post_customer(*, conversation_id: uuid.UUID, content, client_id: str
     _broadcast_on_commit(conversation, {"type": "chat.message", "message": message_to_dict(message)})
     transaction.on_commit(partial(session_cache.turn_append, message))
     if conversation.status == Conversation.Status.BOT:
-        if customer_asks_for_human(content):
+        if conversation.site_id and not conversation.site.bot_enabled:
+            conversation_hand_off(conversation_id=conversation.id, reason=HandoffReason.BOT_OFF, message_id=message.id)
+        elif customer_asks_for_human(content):
             conversation_hand_off(
                 conversation_id=conversation.id, reason=HandoffReason.CUSTOMER_REQUEST, message_id=message.id
             )
@@ -274,9 +360,10 @@ def conversation_hand_off(*, conversation_id: uuid.UUID, reason: str, message_id
     conversation.handed_off_at = timezone.now()
     conversation.assignee = None
     conversation.save()
-    _system_message(
-        conversation, "Connecting you with a member of our team. Please stay here; they will reply in this chat."
-    )
+    if reason == HandoffReason.OFFLINE_MESSAGE:
+        _system_message(conversation, "offline_received", email=conversation.customer_email)
+    else:
+        _system_message(conversation, "handoff")
     _broadcast_on_commit(conversation, {"type": "chat.status", "status": conversation.status})
     signals.conversation_handed_off.send(sender=Conversation, conversation=conversation, reason=reason)
     transaction.on_commit(partial(_enqueue_quietly, "handoff_summary_task", str(conversation.id)))
@@ -384,22 +471,25 @@ def conversation_hand_back(*, conversation_id: uuid.UUID, agent) -> None:
     conversation.status = Conversation.Status.BOT
     conversation.assignee = None
     conversation.save(update_fields=["status", "assignee", "updated_at"])
-    _system_message(conversation, "You are chatting with our assistant again.")
+    _system_message(conversation, "handback")
     _broadcast_on_commit(conversation, {"type": "chat.status", "status": conversation.status})
 
 
 @transaction.atomic
-def conversation_resolve(*, conversation_id: uuid.UUID, agent=None) -> None:
-    """Close the conversation; the customer is then asked to rate it."""
+def conversation_resolve(*, conversation_id: uuid.UUID, agent=None, by_customer: bool = False) -> None:
+    """Close the conversation (an agent, or the customer ending the chat); the customer is then asked to rate it."""
     conversation = _conversation_lock(conversation_id)
     if agent is not None and conversation.assignee_id not in (None, agent.pk):
         raise ActionRefused("not_assigned", "Another agent has this conversation.")
     if conversation.status == Conversation.Status.RESOLVED:
         return
+    for reply in conversation.messages.filter(role=Message.Role.BOT, state=Message.State.STREAMING):
+        reply.conversation = conversation
+        _reply_withdraw(reply)
     conversation.status = Conversation.Status.RESOLVED
     conversation.resolved_at = timezone.now()
     conversation.save(update_fields=["status", "resolved_at", "updated_at"])
-    _system_message(conversation, "This conversation was resolved. How did we do?")
+    _system_message(conversation, "ended_by_customer" if by_customer else "resolved")
     _broadcast_on_commit(conversation, {"type": "chat.status", "status": conversation.status})
     signals.conversation_resolved.send(sender=Conversation, conversation=conversation)
 
@@ -421,9 +511,13 @@ def rating_create(*, conversation_id: uuid.UUID, score, comment="") -> Rating:
     return rating
 
 
-def _system_message(conversation: Conversation, text: str) -> Message:
+def _system_message(conversation: Conversation, key: str, **values: str) -> Message:
+    """A system message (chat.strings[key]) in the conversation's language."""
     message = Message.objects.create(
-        conversation=conversation, seq=_seq_take(conversation), role=Message.Role.SYSTEM, content=text
+        conversation=conversation,
+        seq=_seq_take(conversation),
+        role=Message.Role.SYSTEM,
+        content=strings.text(key, conversation.language, **values),
     )
     _broadcast_on_commit(conversation, {"type": "chat.message", "message": message_to_dict(message)})
     return message
@@ -446,7 +540,7 @@ def conversation_reassign(*, conversation_id: uuid.UUID, from_agent, to_agent) -
         raise ActionRefused("not_assigned", "Only the assigned agent can transfer the conversation.")
     conversation.assignee = to_agent
     conversation.save(update_fields=["assignee", "updated_at"])
-    _system_message(conversation, "You are now chatting with another member of our team.")
+    _system_message(conversation, "transferred")
     _broadcast_on_commit(
         conversation, {"type": "chat.status", "status": conversation.status, "assignee": to_agent.get_username()}
     )
@@ -456,11 +550,7 @@ def conversation_reassign(*, conversation_id: uuid.UUID, from_agent, to_agent) -
 def conversation_contact_request(*, conversation_id: uuid.UUID) -> None:
     """No one can answer now: tell the customer, and ask for contact details so the team can reply later."""
     conversation = _conversation_lock(conversation_id)
-    _system_message(
-        conversation,
-        "No one from our team is available right now. Leave your email and we will get back to you; "
-        "your message is saved as a ticket.",
-    )
+    _system_message(conversation, "contact_request")
     _broadcast_on_commit(conversation, {"type": "chat.contact_request"})
 
 
@@ -481,4 +571,4 @@ def conversation_contact_set(*, conversation_id: uuid.UUID, name, email) -> None
     if name:
         conversation.customer_name = name.strip()[:120]
     conversation.save(update_fields=["customer_email", "customer_name", "updated_at"])
-    _system_message(conversation, f"Thanks! We will reply to {email}.")
+    _system_message(conversation, "contact_saved", email=email)

@@ -1,54 +1,147 @@
-"""HTTP endpoints of the customer side: the chat page and opening a conversation."""
+"""HTTP endpoints of the customer side: the widget's API (`/widget/v1/...`) and the hosted chat page.
+
+The widget runs on other companies' pages, so its endpoints are cross-origin: they answer CORS for the site's
+allowed origins and refuse every other origin. They use no cookies, so there is nothing for CSRF to protect:
+a conversation is opened with the public site key and then spoken to with its own secret.
+"""
 
 import json
+from collections.abc import Callable
+from functools import wraps
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import get_language_from_request
-from django.views.decorators.csrf import ensure_csrf_cookie
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET
 
-from chat import services
-
-
-def json_error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
-
-
-@require_GET
-@ensure_csrf_cookie
-def chat_page(request: HttpRequest):
-    return render(request, "chat/page.html", {"company_name": settings.COMPANY_NAME})
+from chat import availability, services
+from chat.models import Site
+from chat.origins import origin_allowed
+from chat.serializers import site_to_widget_dict
 
 
-@require_POST
-def conversation_create(request: HttpRequest) -> JsonResponse:
-    """Open a conversation. Body (JSON, all optional): name, email, language, region. Returns its id and secret."""
-    if len(request.body) > 4096:
-        return json_error(413, "body_too_large", "The request body is too large.")
+def json_error(status: int, code: str, message: str, **extra) -> JsonResponse:
+    response = JsonResponse({"error": {"code": code, "message": message, **extra}}, status=status)
+    if "retry_after" in extra:
+        response["Retry-After"] = str(extra["retry_after"])
+    return response
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra):
+        super().__init__(message)
+        self.response = json_error(status, code, message, **extra)
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The customer's address: REMOTE_ADDR, or the entry NUM_PROXIES hops back in X-Forwarded-For."""
+    if settings.NUM_PROXIES:
+        hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+        if hops:
+            return hops[-min(settings.NUM_PROXIES, len(hops))]
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def _cors(response: HttpResponse, origin: str | None) -> HttpResponse:
+    if origin:
+        response["Access-Control-Allow-Origin"] = origin
+        response["Vary"] = "Origin"
+    return response
+
+
+def widget_endpoint(view: Callable) -> Callable:
+    """Resolve the site key, enforce the site's allowed origins and answer CORS (preflight included)."""
+
+    @csrf_exempt
+    @wraps(view)
+    def wrapper(request: HttpRequest, site_key: str) -> HttpResponse:
+        origin = request.headers.get("Origin")
+        site = Site.objects.filter(key=site_key, is_active=True).prefetch_related("hours").first()
+        if site is None:
+            # Readable by any page (nothing secret in it), so the widget can say why instead of retrying.
+            response = json_error(404, "unknown_site", "There is no chat for this site key.")
+            response["Access-Control-Allow-Origin"] = "*"
+            return response
+        # Browsers send Origin on every cross-origin request; without one this is the helpdesk's own page or not
+        # a browser (which could claim any origin anyway).
+        if origin is not None and not origin_allowed(origin=origin, allowed=site.origins, own_host=request.get_host()):
+            # The refusal itself is readable by the page, so the widget can tell the customer.
+            return _cors(json_error(403, "origin_not_allowed", "Chat is not enabled for this website."), origin)
+        if request.method == "OPTIONS":
+            response = HttpResponse(status=204)
+            response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+            response["Access-Control-Allow-Headers"] = "Content-Type"
+            response["Access-Control-Max-Age"] = "600"
+            return _cors(response, origin)
+        try:
+            response = view(request, site)
+        except BadRequest as exc:
+            response = exc.response
+        except services.ConversationRefused as exc:
+            response = json_error(429, exc.code, str(exc), retry_after=exc.retry_after)
+        except services.MessageRejected as exc:
+            response = json_error(400, exc.code, str(exc), field="content")
+        return _cors(response, origin)
+
+    return wrapper
+
+
+def _body(request: HttpRequest) -> dict:
+    if request.method != "POST":
+        raise BadRequest(405, "method_not_allowed", "Use POST.")
+    if len(request.body) > settings.CHAT_MAX_MESSAGE_CHARS * 4 + 4096:
+        raise BadRequest(413, "body_too_large", "The request body is too large.")
     try:
         body = json.loads(request.body or b"{}")
-    except ValueError:
-        return json_error(400, "invalid_json", "The body is not valid JSON.")
+    except (ValueError, RecursionError):
+        raise BadRequest(400, "invalid_json", "The body is not valid JSON.") from None
     if not isinstance(body, dict):
-        return json_error(400, "invalid_body", "The body must be a JSON object.")
-    fields = {key: body.get(key, "") for key in ("name", "email", "language", "region")}
-    if any(not isinstance(value, str) for value in fields.values()):
-        return json_error(400, "invalid_field", "name, email, language and region must be strings.")
-    if fields["email"]:
+        raise BadRequest(400, "invalid_body", "The body must be a JSON object.")
+    return body
+
+
+def _text(body: dict, key: str, limit: int) -> str:
+    value = body.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest(400, "invalid_field", f"{key} must be a string.", field=key)
+    return value.strip()[:limit]
+
+
+def _customer_fields(request: HttpRequest, site: Site, body: dict, email_required: bool) -> dict:
+    """Name, email, language, region and page of a new conversation, checked against the site's pre-chat form."""
+    name, email = _text(body, "name", 120), _text(body, "email", 254)
+    if site.prechat_name == Site.Field.REQUIRED and not name:
+        raise BadRequest(400, "field_required", "Please enter your name.", field="name")
+    if (email_required or site.prechat_email == Site.Field.REQUIRED) and not email:
+        raise BadRequest(400, "field_required", "Please enter your email address.", field="email")
+    if email:
         try:
-            validate_email(fields["email"])
+            validate_email(email)
         except ValidationError:
-            return json_error(400, "invalid_email", "The email address is not valid.")
-    conversation, secret = services.conversation_start(
-        language=fields["language"] or get_language_from_request(request),
-        region=fields["region"],
-        customer_name=fields["name"].strip(),
-        customer_email=fields["email"],
-    )
+            raise BadRequest(400, "invalid_email", "The email address is not valid.", field="email") from None
+    page_url = _text(body, "page_url", 500)
+    if urlsplit(page_url).scheme not in ("http", "https"):
+        page_url = ""
+    # A geo header set by the proxy or CDN (e.g. CF-IPCountry) beats the browser's time zone.
+    region = request.headers.get(settings.CHAT_REGION_HEADER, "") if settings.CHAT_REGION_HEADER else ""
+    return {
+        "customer_name": name,
+        "customer_email": email,
+        "language": _text(body, "language", 16) or get_language_from_request(request) or site.language,
+        "region": region or _text(body, "region", 64),
+        "page_url": page_url,
+        "client_ip": client_ip(request),
+    }
+
+
+def _credentials(conversation, secret: str) -> JsonResponse:
     return JsonResponse(
         {
             "id": str(conversation.id),
@@ -57,4 +150,50 @@ def conversation_create(request: HttpRequest) -> JsonResponse:
             "max_message_chars": settings.CHAT_MAX_MESSAGE_CHARS,
         },
         status=201,
+    )
+
+
+@widget_endpoint
+def site_config(request: HttpRequest, site: Site) -> JsonResponse:
+    """What the widget needs to draw itself: the site's look and form, and who can answer right now."""
+    if request.method != "GET":
+        raise BadRequest(405, "method_not_allowed", "Use GET.")
+    now = availability.availability(site)
+    return JsonResponse(
+        {
+            "site": site_to_widget_dict(site),
+            "availability": {
+                "mode": now.mode,
+                "open_now": now.open_now,
+                "agents_online": now.agents_online,
+                "bot_enabled": now.bot_enabled,
+            },
+            "limits": {"max_message_chars": settings.CHAT_MAX_MESSAGE_CHARS},
+        }
+    )
+
+
+@widget_endpoint
+def conversation_create(request: HttpRequest, site: Site) -> JsonResponse:
+    """Open a conversation from the pre-chat form. Returns its id and secret (the secret only this once)."""
+    fields = _customer_fields(request, site, _body(request), email_required=False)
+    conversation, secret = services.conversation_start(site=site, **fields)
+    return _credentials(conversation, secret)
+
+
+@widget_endpoint
+def message_leave(request: HttpRequest, site: Site) -> JsonResponse:
+    """Leave a message when nobody can answer: it becomes a ticket, and the conversation waits for the team."""
+    body = _body(request)
+    fields = _customer_fields(request, site, body, email_required=True)
+    conversation, secret = services.message_leave(site=site, content=body.get("content"), **fields)
+    return _credentials(conversation, secret)
+
+
+@require_GET
+def chat_page(request: HttpRequest):
+    """The hosted chat page: the first active site's widget, open, on a plain page of the helpdesk itself."""
+    site = Site.objects.filter(is_active=True).first()
+    return render(
+        request, "chat/page.html", {"company_name": settings.COMPANY_NAME, "site": site}, status=200 if site else 503
     )

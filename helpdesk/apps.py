@@ -6,4 +6,8 @@ class HelpdeskConfig(AppConfig):
     verbose_name = "Helpdesk"
 
     def ready(self) -> None:
+        from chat import availability
         from helpdesk import receivers  # noqa: F401  (connects the signal receivers)
+        from helpdesk.services import agents_available
+
+        availability.agents_available_register(agents_available)

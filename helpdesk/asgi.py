@@ -10,7 +10,6 @@ django_asgi_app = get_asgi_application()  # sets Django up before anything impor
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from chat import broadcast  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
@@ -35,7 +34,8 @@ application = EventLoopBindMiddleware(
     ProtocolTypeRouter(
         {
             "http": django_asgi_app,
-            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+            # Origins are checked per route (chat.routing): site origins for customers, ALLOWED_HOSTS for staff.
+            "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
         }
     )
 )

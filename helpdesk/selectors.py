@@ -34,7 +34,7 @@ def queue_for_agent(*, agent) -> list[dict]:
 
 def conversation_for_staff(*, conversation_id) -> dict:
     """The whole conversation, bot turns and notes included, with the handoff reason and summary."""
-    conversation = Conversation.objects.select_related("assignee", "ticket").get(pk=conversation_id)
+    conversation = Conversation.objects.select_related("assignee", "ticket", "site").get(pk=conversation_id)
     ticket = getattr(conversation, "ticket", None)
     messages = Message.objects.filter(conversation=conversation).select_related("author").order_by("seq")
     return {
@@ -44,6 +44,8 @@ def conversation_for_staff(*, conversation_id) -> dict:
         "email": conversation.customer_email,
         "language": conversation.language,
         "region": conversation.region,
+        "site": conversation.site.name if conversation.site_id else "",
+        "page_url": conversation.page_url,
         "reason": conversation.handoff_reason,
         "reason_label": conversation.get_handoff_reason_display() if conversation.handoff_reason else "",
         "summary": conversation.handoff_summary,

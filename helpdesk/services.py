@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from chat import broadcast
 from chat import services as chat_services
-from chat.models import Conversation
+from chat.models import Conversation, HandoffReason
 from helpdesk.models import AgentPresence, Ticket
 
 AGENTS_GROUP = "agents"
@@ -27,7 +27,10 @@ def ticket_open_for_handoff(*, conversation: Conversation, reason: str) -> Ticke
     if not created and ticket.status in (Ticket.Status.RESOLVED, Ticket.Status.CLOSED):
         ticket.status = Ticket.Status.OPEN
         ticket.save(update_fields=["status", "updated_at"])
-    if not agents_available():
+    # The customer is asked for an email when nobody will answer soon: no agent online, or outside business hours.
+    # A left message already has one.
+    nobody_now = not agents_available() or (conversation.site_id and not conversation.site.is_open(timezone.now()))
+    if nobody_now and reason != HandoffReason.OFFLINE_MESSAGE:
         chat_services.conversation_contact_request(conversation_id=conversation.id)
     _notify_agents(
         {

@@ -201,6 +201,12 @@ CHAT_HELLO_TIMEOUT = env.float("CHAT_HELLO_TIMEOUT", default=10.0)
 # The prompt's history: this many recent messages, cached (Redis) this many seconds, then read from the database.
 SESSION_CACHE_TURNS = env.int("SESSION_CACHE_TURNS", default=10)
 SESSION_CACHE_TTL = env.int("SESSION_CACHE_TTL", default=3600)
+# A request header with the customer's region set by your proxy or CDN (e.g. CF-IPCountry); empty: the browser's
+# time zone is used. It reaches the prompt as {{user_region}}.
+CHAT_REGION_HEADER = env.str("CHAT_REGION_HEADER", default="")
+# How many reverse proxies append to X-Forwarded-For in front of the app (0: use the socket's address). Rate limits
+# per IP depend on it: too high lets customers forge their address, too low counts everyone as the proxy.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 # Company name shown on the chat page and given to the prompt.
 COMPANY_NAME = env.str("COMPANY_NAME", default="Example Inc.")
 

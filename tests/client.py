@@ -1,7 +1,7 @@
 """A customer as a plain program: HTTP to open a conversation, the `websockets` package for the chat socket."""
 
-import http.cookiejar
 import json
+import re
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -9,19 +9,23 @@ from dataclasses import dataclass, field
 from websockets.asyncio.client import connect
 
 
-def conversation_open(base_url: str, **fields: str) -> dict:
-    """GET the chat page for the CSRF cookie, then POST /chat/conversations; returns {id, secret, websocket}."""
-    jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    opener.open(f"{base_url}/", timeout=10).read()
-    token = next(c.value for c in jar if c.name == "csrftoken")
+def hosted_site_key(base_url: str) -> str:
+    """The site key of the widget on the helpdesk's own page (the first active site)."""
+    with urllib.request.urlopen(f"{base_url}/", timeout=10) as resp:
+        return re.search(r'data-site-key="([^"]+)"', resp.read().decode()).group(1)
+
+
+def conversation_open(base_url: str, site_key: str | None = None, **fields: str) -> dict:
+    """Open a conversation as the widget does (POST /widget/v1/sites/<key>/conversations from the helpdesk's own
+    page); returns {id, secret, websocket}. Without a site key, the hosted page's site is used."""
+    site_key = site_key or hosted_site_key(base_url)
     request = urllib.request.Request(
-        f"{base_url}/chat/conversations",
+        f"{base_url}/widget/v1/sites/{site_key}/conversations",
         data=json.dumps(fields).encode(),
-        headers={"Content-Type": "application/json", "X-CSRFToken": token, "Referer": f"{base_url}/"},
+        headers={"Content-Type": "application/json", "Origin": base_url},
         method="POST",
     )
-    with opener.open(request, timeout=10) as resp:
+    with urllib.request.urlopen(request, timeout=10) as resp:
         return json.loads(resp.read())
 
 

@@ -24,6 +24,7 @@ def production_env(django_db_setup, django_db_blocker) -> dict:
         REDIS_URL=settings.REDIS_URL,
         CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
         CHANNEL_LAYER_PREFIX=settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
+        CACHE_KEY_PREFIX=settings.CACHES["default"]["KEY_PREFIX"],
         GENERATION_BACKEND="celery",
         INFERENCE_MAX_TOKENS="96",
         ALLOWED_HOSTS="127.0.0.1,localhost",
@@ -42,6 +43,14 @@ def production_server(production_env, celery_worker_process, logs_dir):
     web, base_url = stack.start_web(production_env, logs_dir)
     yield base_url
     web.stop()
+
+
+@pytest.fixture
+def site(transactional_db):
+    """A widget site (the database is emptied between end-to-end tests, so each makes its own)."""
+    from chat.models import Site
+
+    return Site.objects.create(name="Acme shop", prechat_name="optional", prechat_email="optional")
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 QUESTION = "How do I reset my password?"
 
 
-async def test_a_question_streams_through_daphne_celery_and_redis(production_server, celery_worker_process):
-    conversation = conversation_open(production_server, name="Ann", region="Europe/Paris", language="en")
+async def test_a_question_streams_through_daphne_celery_and_redis(production_server, celery_worker_process, site):
+    conversation = conversation_open(production_server, site.key, name="Ann", region="Europe/Paris", language="en")
     exchange = await ask(production_server, conversation, QUESTION)
 
     assert exchange.frames[-1]["type"] == "done", exchange.frames[-3:]
@@ -33,11 +33,11 @@ async def test_a_question_streams_through_daphne_celery_and_redis(production_ser
     assert "reply_generate_task" in celery_worker_process.output()
 
 
-async def test_two_conversations_are_answered_at_once_without_crossing(production_server):
+async def test_two_conversations_are_answered_at_once_without_crossing(production_server, site):
     import asyncio
 
-    first = conversation_open(production_server)
-    second = conversation_open(production_server)
+    first = conversation_open(production_server, site.key)
+    second = conversation_open(production_server, site.key)
     a, b = await asyncio.gather(
         ask(production_server, first, "Where is my order?"), ask(production_server, second, "Can I get a refund?")
     )
@@ -75,7 +75,7 @@ async def test_embedded_mode_streams_a_reply_from_one_process(embedded_server):
 
 
 @pytest.fixture
-def server_with_dead_broker(production_env, logs_dir):
+def server_with_dead_broker(production_env, logs_dir, site):
     """The web process with its Celery broker pointing at a port where nothing listens."""
     env = {**production_env, "CELERY_BROKER_URL": "redis://127.0.0.1:9/0"}
     web, base_url = stack.start_web(env, logs_dir)
@@ -83,8 +83,8 @@ def server_with_dead_broker(production_env, logs_dir):
     web.stop()
 
 
-async def test_a_dead_broker_keeps_the_message_and_tells_the_customer(server_with_dead_broker):
-    conversation = conversation_open(server_with_dead_broker)
+async def test_a_dead_broker_keeps_the_message_and_tells_the_customer(server_with_dead_broker, site):
+    conversation = conversation_open(server_with_dead_broker, site.key)
     exchange = await ask(server_with_dead_broker, conversation, "Is anybody there?", timeout=30)
     frames = {f["type"]: f for f in exchange.frames}
     assert frames["ack"]["seq"] == 1  # accepted before the broker was tried
@@ -97,7 +97,7 @@ async def test_a_dead_broker_keeps_the_message_and_tells_the_customer(server_wit
     assert "unavailable" in reply.error
 
 
-async def test_a_reply_whose_worker_dies_mid_stream_is_finished_by_another_worker(production_env, logs_dir):
+async def test_a_reply_whose_worker_dies_mid_stream_is_finished_by_another_worker(production_env, logs_dir, site):
     """acks_late: the task of a worker killed mid-reply is redelivered, and the same bot message is completed."""
     import json
 
@@ -114,7 +114,7 @@ async def test_a_reply_whose_worker_dies_mid_stream_is_finished_by_another_worke
     web, base_url = stack.start_web(env, logs_dir, name="daphne-kill")
     survivor = None
     try:
-        conversation = conversation_open(base_url)
+        conversation = conversation_open(base_url, site.key)
         async with connect(base_url.replace("http", "ws", 1) + conversation["websocket"], origin=base_url) as ws:
             await ws.send(json.dumps({"type": "hello", "secret": conversation["secret"]}))
             await ws.send(json.dumps({"type": "message", "content": "Tell me about your return policy."}))

@@ -53,7 +53,7 @@ def test_the_adapter_streams_and_counts_with_the_servers_tokenizer(openai_server
     engine.close()
 
 
-async def test_a_worker_on_the_openai_engine_streams_to_the_websocket(openai_server, production_env, logs_dir):
+async def test_a_worker_on_the_openai_engine_streams_to_the_websocket(openai_server, production_env, logs_dir, site):
     kind, base = openai_server
     env = {
         **production_env,
@@ -66,7 +66,7 @@ async def test_a_worker_on_the_openai_engine_streams_to_the_websocket(openai_ser
     worker = stack.start_worker(env, logs_dir, name=f"celery-{kind}")
     web, base_url = stack.start_web(env, logs_dir, name=f"daphne-{kind}")
     try:
-        conversation = conversation_open(base_url)
+        conversation = conversation_open(base_url, site.key)
         exchange = await ask(base_url, conversation, "Where is my order?")
         assert exchange.frames[-1]["type"] == "done" and exchange.done["state"] == "complete"
         assert len(exchange.deltas) >= 3
@@ -133,7 +133,7 @@ def password_rule(db):
 
 @pytest.mark.parametrize("server_class", [SilentServer, CrashingServer])
 async def test_a_hung_or_crashed_server_gets_a_rule_answer_within_the_timeout(
-    server_class, password_rule, production_env, logs_dir
+    server_class, password_rule, production_env, logs_dir, site
 ):
     server = server_class()
     env = {
@@ -147,7 +147,7 @@ async def test_a_hung_or_crashed_server_gets_a_rule_answer_within_the_timeout(
     worker = stack.start_worker(env, logs_dir, name=f"celery-{server_class.__name__}")
     web, base_url = stack.start_web(env, logs_dir, name=f"daphne-{server_class.__name__}")
     try:
-        conversation = conversation_open(base_url)
+        conversation = conversation_open(base_url, site.key)
         started = time.monotonic()
         exchange = await ask(base_url, conversation, "I forgot my password", timeout=30)
         assert time.monotonic() - started < 10  # the first-token timeout is 2 s

@@ -30,9 +30,9 @@ def vllm_server(production_env, logs_dir):
     worker.stop(sig_timeout=60)
 
 
-async def test_vllm_in_the_worker_streams_a_reply_to_the_websocket(vllm_server):
+async def test_vllm_in_the_worker_streams_a_reply_to_the_websocket(vllm_server, site):
     base_url, worker = vllm_server
-    conversation = conversation_open(base_url)
+    conversation = conversation_open(base_url, site.key)
     # The first request builds the engine (about 20 s on this CPU); the engine's timeouts start after that.
     exchange = await ask(base_url, conversation, "How do I reset my password?", timeout=240)
     assert exchange.frames[-1]["type"] == "done", exchange.frames[-3:]
@@ -46,9 +46,9 @@ async def test_vllm_in_the_worker_streams_a_reply_to_the_websocket(vllm_server):
     assert "reply_generate_task" in worker.output()
 
 
-async def test_vllm_answers_concurrent_conversations_in_one_engine(vllm_server):
+async def test_vllm_answers_concurrent_conversations_in_one_engine(vllm_server, site):
     base_url, worker = vllm_server
-    conversations = [conversation_open(base_url) for _ in range(4)]
+    conversations = [conversation_open(base_url, site.key) for _ in range(4)]
     exchanges = await asyncio.gather(
         *(ask(base_url, c, f"Question {i}: where is my order?", timeout=240) for i, c in enumerate(conversations))
     )

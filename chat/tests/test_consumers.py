@@ -14,7 +14,8 @@ from inference.engines import EngineError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ORIGIN = [(b"origin", b"http://127.0.0.1:8000")]
+# A page of the helpdesk itself (conversations without a site accept only their own origin).
+ORIGIN = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
 
 
 async def open_socket(conversation_id, headers=ORIGIN) -> WebsocketCommunicator:
@@ -342,3 +343,91 @@ async def test_a_reload_within_the_grace_period_keeps_the_reply_going(
     done = frames[-1]["message"]
     assert done["state"] == "complete" and len(done["content"].split()) == 30
     await second.disconnect()
+
+
+@pytest.fixture
+def site_conversation():
+    from chat.models import Site
+
+    site = Site.objects.create(name="Shop", allowed_origins="https://shop.example.com", messages_per_minute=3)
+    conversation, secret = services.conversation_start(site=site, language="zh-CN")
+    return site, conversation, secret
+
+
+async def socket_from(conversation_id, origin: bytes, host: bytes = b"helpdesk.example.com"):
+    communicator = WebsocketCommunicator(
+        application, f"/ws/chat/{conversation_id}/", headers=[(b"origin", origin), (b"host", host)]
+    )
+    connected, _ = await communicator.connect()
+    return communicator, connected
+
+
+async def test_a_site_conversation_accepts_its_origins_and_the_helpdesks_own_pages_only(site_conversation):
+    _site, conv, _secret = site_conversation
+    for origin, expected in [
+        (b"https://shop.example.com", True),
+        (b"https://helpdesk.example.com", True),  # the hosted page, same host as the socket
+        (b"https://evil.example", False),
+        (b"https://shop.example.com.evil.example", False),
+        (b"http://shop.example.com", False),
+    ]:
+        communicator, connected = await socket_from(conv.id, origin)
+        assert connected is expected, origin
+        await communicator.disconnect()
+
+
+async def test_too_many_messages_are_refused_with_when_to_resend(site_conversation, settings):
+    _site, conv, secret = site_conversation
+    settings.GENERATION_BACKEND = "celery"
+    settings.CELERY_BROKER_URL = "memory://"  # nothing consumes it: this test is about the limit only
+    communicator, connected = await socket_from(conv.id, b"https://shop.example.com")
+    await communicator.send_json_to({"type": "hello", "secret": secret})
+    assert (await communicator.receive_json_from())["type"] == "ready"
+    for n in range(3):
+        await communicator.send_json_to({"type": "message", "content": f"question {n}", "client_id": f"c{n}"})
+        await receive_until(communicator, "ack")
+    await communicator.send_json_to({"type": "message", "content": "one more", "client_id": "c3"})
+    frame = (await receive_until(communicator, "error"))[-1]
+    assert frame["code"] == "rate_limited" and frame["client_id"] == "c3" and 1 <= frame["retry_after"] <= 60
+    contents = await database_sync_to_async(list)(
+        Message.objects.filter(conversation=conv, role="customer").values_list("content", flat=True)
+    )
+    assert contents == ["question 0", "question 1", "question 2"]
+    await communicator.disconnect()
+
+
+async def test_the_customer_ends_the_chat_and_is_asked_to_rate_in_their_language(site_conversation):
+    _site, conv, secret = site_conversation
+    communicator, _connected = await socket_from(conv.id, b"https://shop.example.com")
+    await communicator.send_json_to({"type": "hello", "secret": secret})
+    ready = await communicator.receive_json_from()
+    assert ready["conversation"]["rated"] is False
+    await communicator.send_json_to({"type": "resolve"})
+    frames = await receive_until(communicator, "status")
+    system = next(f["message"] for f in frames if f["type"] == "message")
+    assert system["role"] == "system" and system["content"] == "您已结束对话。请为我们的服务评分。"
+    assert frames[-1]["status"] == "resolved"
+    await communicator.send_json_to({"type": "rate", "score": 5})
+    assert (await receive_until(communicator, "rated"))[-1]["type"] == "rated"
+    await communicator.send_json_to({"type": "rate", "score": 1})
+    assert (await receive_until(communicator, "error"))[-1]["code"] == "already_rated"
+    await communicator.disconnect()
+    again, _ = await socket_from(conv.id, b"https://shop.example.com")
+    await again.send_json_to({"type": "hello", "secret": secret})
+    assert (await again.receive_json_from())["conversation"]["rated"] is True
+    await again.disconnect()
+
+
+async def test_with_the_bot_off_the_first_message_goes_to_the_agents(site_conversation):
+    site, conv, secret = site_conversation
+    site.bot_enabled = False
+    await database_sync_to_async(site.save)()
+    communicator, _connected = await socket_from(conv.id, b"https://shop.example.com")
+    await communicator.send_json_to({"type": "hello", "secret": secret})
+    await communicator.receive_json_from()
+    await communicator.send_json_to({"type": "message", "content": "Hello?", "client_id": "x"})
+    frames = await receive_until(communicator, "status")
+    assert frames[-1]["status"] == "queued"
+    await database_sync_to_async(conv.refresh_from_db)()
+    assert conv.handoff_reason == "bot_off"
+    await communicator.disconnect()

@@ -17,7 +17,7 @@ def make_agent() -> None:
     user.user_permissions.add(Permission.objects.get(codename="use_console"))
 
 
-async def test_customer_and_agent_talk_live_through_a_handoff(browser, production_server, artifacts_dir):
+async def test_customer_and_agent_talk_live_through_a_handoff(browser, production_server, site, artifacts_dir):
     await make_agent()
     agent_ctx = await browser.new_context(viewport={"width": 1200, "height": 760})
     agent = await agent_ctx.new_page()
@@ -30,11 +30,12 @@ async def test_customer_and_agent_talk_live_through_a_handoff(browser, productio
 
     customer_ctx = await browser.new_context(viewport={"width": 800, "height": 700})
     customer = await customer_ctx.new_page()
-    await customer.goto(production_server + "/")
-    await customer.wait_for_selector("#chat-status:has-text('Online')")
-    await customer.fill("#chat-input", "I want to talk to a human please")
+    await customer.goto(production_server + "/")  # the hosted page: the site's widget, opened
+    await customer.click(".hd-prechat button[type=submit]")
+    await customer.wait_for_selector(".hd-status:has-text('Online')")
+    await customer.fill(".hd-input", "I want to talk to a human please")
     await customer.keyboard.press("Enter")
-    await customer.wait_for_selector("#chat-status:has-text('Waiting for an agent')")
+    await customer.wait_for_selector(".hd-status:has-text('Waiting for an agent')")
 
     # The conversation appears in the agent's queue without a reload.
     await agent.wait_for_selector("#queue button", timeout=10_000)
@@ -43,15 +44,15 @@ async def test_customer_and_agent_talk_live_through_a_handoff(browser, productio
     assert "asked for a person" in await agent.text_content("#conv-reason")
     await agent.click("#btn-claim")
     await agent.wait_for_selector("#conv-status:has-text('agent')")
-    await customer.wait_for_selector("#chat-status:has-text('Chatting with an agent')")
+    await customer.wait_for_selector(".hd-status:has-text('Chatting with an agent')")
     # An agent is online, so no leave-a-message form; and no rating before the conversation is resolved.
-    assert await customer.is_hidden("#chat-contact") and await customer.is_hidden("#chat-rating")
+    assert await customer.is_hidden(".hd-contact") and await customer.is_hidden(".hd-rating")
 
     # Live both ways.
     await agent.fill("#reply-input", "Hi, I'm Ann from support. How can I help?")
     await agent.keyboard.press("Enter")
-    await customer.wait_for_selector(".msg--agent:has-text('Ann from support')")
-    await customer.fill("#chat-input", "My parcel arrived damaged")
+    await customer.wait_for_selector(".hd-msg--agent:has-text('Ann from support')")
+    await customer.fill(".hd-input", "My parcel arrived damaged")
     await customer.keyboard.press("Enter")
     await agent.wait_for_selector("#conv-log .msg--customer:has-text('arrived damaged')")
 
@@ -61,16 +62,16 @@ async def test_customer_and_agent_talk_live_through_a_handoff(browser, productio
     await agent.wait_for_selector("#conv-log .msg--note:has-text('VIP customer')")
     await agent.screenshot(path=str(artifacts_dir / "console-conversation.png"))
     await customer.wait_for_timeout(1000)
-    assert "VIP customer" not in await customer.text_content("#chat-log")
+    assert "VIP customer" not in await customer.text_content(".hd-log")
 
     # Resolve; the customer rates once.
     await agent.click("#btn-resolve")
-    await customer.wait_for_selector("#chat-rating:not([hidden])")
-    await customer.check("input[name=score][value='5']")
-    await customer.fill("#rating-comment", "Quick and kind")
+    await customer.wait_for_selector(".hd-rating:visible")
+    await customer.locator(".hd-rating label").nth(4).click()  # five stars
+    await customer.fill(".hd-rating textarea[name=comment]", "Quick and kind")
     await customer.screenshot(path=str(artifacts_dir / "customer-rating.png"))
-    await customer.click("#chat-rating button[type=submit]")
-    await customer.wait_for_selector("#chat-status:has-text('Thank you')")
+    await customer.click(".hd-rating button[type=submit]")
+    await customer.wait_for_selector(".hd-thanks:visible")
 
     conversation = await database_sync_to_async(Conversation.objects.get)()
     rating = await database_sync_to_async(Rating.objects.get)(conversation=conversation)

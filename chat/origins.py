@@ -1,0 +1,38 @@
+"""Which web origins may use a site's widget: its allowed list, plus the helpdesk's own pages."""
+
+from urllib.parse import urlsplit
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_normalize(value: str) -> str | None:
+    """`scheme://host[:port]` in canonical form (lower case, default port dropped), or None if not an origin."""
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname or parts.path not in ("", "/"):
+        return None
+    if parts.query or parts.fragment or parts.username or parts.password:
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    if port is not None and port != DEFAULT_PORTS[parts.scheme]:
+        return f"{parts.scheme}://{host}:{port}"
+    return f"{parts.scheme}://{host}"
+
+
+def origin_allowed(*, origin: str | None, allowed: set[str], own_host: str | None) -> bool:
+    """Whether a request with this Origin header may use a site whose allowed origins are `allowed`.
+
+    `own_host` is the Host the request was sent to: a page served by the helpdesk itself is always allowed.
+    A request without an Origin header is refused (browsers send one on cross-origin fetches and websockets).
+    """
+    normalized = origin_normalize(origin) if origin else None
+    if normalized is None:
+        return False
+    if normalized in allowed:
+        return True
+    return own_host is not None and urlsplit(normalized).netloc == own_host.lower()

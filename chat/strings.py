@@ -1,0 +1,49 @@
+"""What the helpdesk itself says to customers (system messages), in the conversation's language.
+
+The widget localizes its own interface; these texts are stored as messages, so they are chosen on the server.
+"""
+
+STRINGS = {
+    "handoff": {
+        "en": "Connecting you with a member of our team. Please stay here; they will reply in this chat.",
+        "zh": "正在为您转接人工客服,请稍候,客服会在此对话中回复您。",
+    },
+    "handback": {
+        "en": "You are chatting with our assistant again.",
+        "zh": "您已回到智能助手对话。",
+    },
+    "resolved": {
+        "en": "This conversation was resolved. How did we do?",
+        "zh": "本次对话已结束。请为我们的服务评分。",
+    },
+    "ended_by_customer": {
+        "en": "You ended the chat. How did we do?",
+        "zh": "您已结束对话。请为我们的服务评分。",
+    },
+    "transferred": {
+        "en": "You are now chatting with another member of our team.",
+        "zh": "已为您转接另一位客服。",
+    },
+    "contact_request": {
+        "en": "No one from our team is available right now. Leave your email and we will get back to you; "
+        "your message is saved as a ticket.",
+        "zh": "目前没有客服在线。请留下您的邮箱,我们会尽快回复您;您的消息已保存为工单。",
+    },
+    "contact_saved": {
+        "en": "Thanks! We will reply to {email}.",
+        "zh": "谢谢!我们会回复到 {email}。",
+    },
+    "offline_received": {
+        "en": "Thanks, we received your message and will reply to {email}.",
+        "zh": "谢谢,我们已收到您的留言,会回复到 {email}。",
+    },
+}
+
+
+def language_code(language: str) -> str:
+    """The UI language of a conversation's language tag: zh for any Chinese, else en."""
+    return "zh" if language.lower().startswith("zh") else "en"
+
+
+def text(key: str, language: str, **values: str) -> str:
+    return STRINGS[key][language_code(language)].format(**values)
