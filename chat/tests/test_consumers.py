@@ -376,11 +376,9 @@ async def test_a_site_conversation_accepts_its_origins_and_the_helpdesks_own_pag
         await communicator.disconnect()
 
 
-async def test_too_many_messages_are_refused_with_when_to_resend(site_conversation, settings):
+async def test_too_many_messages_are_refused_with_when_to_resend(site_conversation, fake_engine, in_process_generation):
     _site, conv, secret = site_conversation
-    settings.GENERATION_BACKEND = "celery"
-    settings.CELERY_BROKER_URL = "memory://"  # nothing consumes it: this test is about the limit only
-    communicator, connected = await socket_from(conv.id, b"https://shop.example.com")
+    communicator, _connected = await socket_from(conv.id, b"https://shop.example.com")
     await communicator.send_json_to({"type": "hello", "secret": secret})
     assert (await communicator.receive_json_from())["type"] == "ready"
     for n in range(3):

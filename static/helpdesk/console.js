@@ -65,6 +65,7 @@
     logEl.replaceChildren();
     $("conv").hidden = false;
     $("conv-customer").textContent = conv.customer + (conv.email ? " <" + conv.email + ">" : "");
+    $("conv-origin").textContent = [conv.site, conv.page_url, conv.region, conv.language].filter(Boolean).join(" · ");
     $("conv-reason").textContent = conv.reason_label ? "Handed off: " + conv.reason_label + "." : "";
     $("conv-summary").textContent = conv.summary || "";
     conv.messages.forEach(renderMessage);
