@@ -15,7 +15,6 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.utils.translation import get_language_from_request
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
@@ -134,7 +133,8 @@ def _customer_fields(request: HttpRequest, site: Site, body: dict, email_require
     return {
         "customer_name": name,
         "customer_email": email,
-        "language": _text(body, "language", 16) or get_language_from_request(request) or site.language,
+        # The widget sends the browser's language; other clients get the site's default.
+        "language": _text(body, "language", 16) or site.language,
         "region": region or _text(body, "region", 64),
         "page_url": page_url,
         "client_ip": client_ip(request),

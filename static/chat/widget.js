@@ -32,6 +32,7 @@
     retrying: ["Can't reach support right now. Retrying…", "暂时无法连接客服,正在重试…"],
     netError: ["Can't reach support right now. Please try again.", "暂时无法连接客服,请稍后再试。"],
     tooManyChats: ["Too many new chats from your network. Please try again in {n} minutes.", "您所在网络发起的新对话过多,请 {n} 分钟后再试。"],
+    tooManyChatsH: ["Too many new chats from your network. Please try again in {n} hours.", "您所在网络发起的新对话过多,请 {n} 小时后再试。"],
     name: ["Name", "姓名"],
     email: ["Email", "邮箱"],
     req: ["(required)", "(必填)"],
@@ -632,7 +633,10 @@ pre code{background:none;padding:0}
     if (!res || res.status >= 500) return say(t("netError"));
     if (res.ok && body.id && body.secret) return setConv(body, true);
     const err = body.error || {};
-    if (res.status === 429) return say(t("tooManyChats", { n: Math.max(1, Math.ceil((+err.retry_after || 60) / 60)) }));
+    if (res.status === 429) {
+      const min = Math.max(1, Math.ceil((+err.retry_after || 60) / 60));
+      return say(min < 90 ? t("tooManyChats", { n: min }) : t("tooManyChatsH", { n: Math.round(min / 60) }));
+    }
     if (res.status === 403 || res.status === 404) return unavail();
     const inp = form && err.field && form.elements[err.field];
     inp && inp.id ? fieldError(inp, errText(err)) : say(errText(err));

@@ -36,6 +36,7 @@ async def test_customer_and_agent_talk_live_through_a_handoff(browser, productio
     await customer.fill(".hd-input", "I want to talk to a human please")
     await customer.keyboard.press("Enter")
     await customer.wait_for_selector(".hd-status:has-text('Waiting for an agent')")
+    await customer.wait_for_selector(".hd-typing", state="hidden")  # no "assistant is typing" after a handoff
 
     # The conversation appears in the agent's queue without a reload.
     await agent.wait_for_selector("#queue button", timeout=10_000)

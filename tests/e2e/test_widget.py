@@ -128,9 +128,16 @@ def stored(conversation_id=None):
     return conversation, messages
 
 
+async def stored_credentials(page) -> dict:
+    """The conversation id and secret the widget keeps in the host page's localStorage."""
+    raw = await page.evaluate(
+        "() => Object.entries(localStorage).find(([k]) => k.startsWith('helpdesk:') && !k.endsWith(':outbox'))"
+    )
+    return json.loads(raw[1])
+
+
 async def stored_conversation_id(page) -> str:
-    raw = await page.evaluate("() => Object.entries(localStorage).find(([k]) => k.startsWith('helpdesk:'))")
-    return json.loads(raw[1])["id"]
+    return (await stored_credentials(page))["id"]
 
 
 async def test_a_customer_asks_on_a_third_party_page_sees_the_reply_stream_and_keeps_it(
@@ -341,9 +348,7 @@ async def test_rating_after_resolve_is_stored_once_in_a_chinese_widget(
     await page.reload()
     await page.wait_for_selector(".hd-msg--system")
     assert await page.locator(".hd-rating:visible").count() == 0
-    secret = json.loads(
-        (await page.evaluate("() => Object.entries(localStorage).find(([k]) => k.startsWith('helpdesk:'))"))[1]
-    )["secret"]
+    secret = (await stored_credentials(page))["secret"]
     ws_url = production_server.replace("http", "ws", 1) + f"/ws/chat/{conversation_id}/"
     async with connect(ws_url, origin=host_pages.origin) as ws:
         await ws.send(json.dumps({"type": "hello", "secret": secret}))
@@ -415,5 +420,38 @@ async def test_the_widget_works_from_the_keyboard(browser, production_server, sh
     assert await launcher.evaluate("el => el.getRootNode().activeElement === el")
     conversation, _messages = await stored()
     assert (conversation.customer_name, conversation.customer_email) == ("Kim", "kim@example.com")
+    assert problems == []
+    await context.close()
+
+
+async def test_a_rate_limited_customer_is_told_and_loses_nothing(browser, production_server, shop, host_pages):
+    shop.conversations_per_ip = 1
+    shop.messages_per_minute = 1
+    await database_sync_to_async(shop.save)()
+    context, page, problems = await customer_page(browser)
+    await page.goto(host_pages.page(production_server, shop.key))
+    await start_chat(page)
+    await say(page, "First question")
+    await page.wait_for_selector(".hd-msg--customer[data-seq]")
+    # Over the per-conversation limit: the message waits and the customer is told when it will go.
+    await say(page, "Second question")
+    await page.wait_for_selector(".hd-msg--waiting:has-text('Second question')")
+    assert "too quickly" in await page.locator(".hd-error").text_content()
+    conversation_id = await stored_conversation_id(page)
+    outbox = await page.evaluate(
+        "() => Object.entries(localStorage).filter(([k]) => k.endsWith(':outbox')).map(([, v]) => v).join()"
+    )
+    assert "Second question" in outbox  # kept across a reload until the server takes it
+
+    # Over the per-address limit of new conversations: a clear message, nothing created.
+    await page.evaluate("() => localStorage.clear()")
+    await page.reload()  # the panel stays open across the reload
+    await page.wait_for_selector(".hd-launcher[aria-expanded=true]")
+    await page.click(".hd-prechat button[type=submit]")
+    await page.wait_for_selector(".hd-prechat :text('Too many new chats')")
+    assert "12 hours" in await page.locator(".hd-prechat [role=alert]").last.text_content()
+    assert await database_sync_to_async(Conversation.objects.count)() == 1
+    _conversation, messages = await stored(conversation_id)
+    assert [m.content for m in messages if m.role == "customer"] == ["First question"]
     assert problems == []
     await context.close()
