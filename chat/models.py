@@ -11,6 +11,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
+from chat.origins import origin_normalize
+
 
 def site_key_new() -> str:
     return secrets.token_urlsafe(18)
@@ -18,8 +20,6 @@ def site_key_new() -> str:
 
 def origins_validate(value: str) -> None:
     """Each line must be a bare origin: scheme://host[:port], no path."""
-    from chat.origins import origin_normalize
-
     for line in value.split():
         if origin_normalize(line) is None:
             raise ValidationError(f"{line!r} is not an origin like https://www.example.com (no path).")
@@ -82,12 +82,7 @@ class Site(models.Model):
 
     @property
     def origins(self) -> set[str]:
-        from chat.origins import origin_normalize
-
         return {o for o in (origin_normalize(line) for line in self.allowed_origins.split()) if o}
-
-    def welcome_for(self, language: str) -> str:
-        return self.welcome_message_zh if language == "zh" and self.welcome_message_zh else self.welcome_message
 
     def is_open(self, at: datetime.datetime) -> bool:
         """Within business hours at `at` (aware). A site without hours is always open."""
