@@ -28,7 +28,7 @@ def task_enqueue(task, *args) -> None:
         raise ValueError(f"unknown GENERATION_BACKEND {backend!r}; use celery or inprocess")
 
 
-def reply_enqueue(*, conversation_id: uuid.UUID, message_id: int) -> None:
+def reply_enqueue(*, conversation_id: uuid.UUID, message_id: int, overrides: dict | None = None) -> None:
     """Have the bot answer a committed customer message, without waiting for it.
 
     If the generation backend cannot take the job (broker down), the customer message stays stored and the
@@ -37,7 +37,7 @@ def reply_enqueue(*, conversation_id: uuid.UUID, message_id: int) -> None:
     from chat.tasks import reply_generate_task
 
     try:
-        task_enqueue(reply_generate_task, message_id)
+        task_enqueue(reply_generate_task, *((message_id, overrides) if overrides else (message_id,)))
     except ValueError:
         raise
     except Exception as exc:  # kombu/redis raise assorted errors when the broker is down

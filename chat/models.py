@@ -129,6 +129,49 @@ class HandoffReason(models.TextChoices):
     OFFLINE_MESSAGE = "offline_message", "Left a message while no one was available"
 
 
+class ApiKey(models.Model):
+    """A key an integration uses for the REST API. The key is shown once; only its SHA-256 is stored.
+
+    A key reads `hd_<prefix>_<secret>`: the prefix finds the row (and names the key in logs and lists), the hash
+    of the whole key proves it.
+    """
+
+    class Scope(models.TextChoices):
+        CHAT = "chat", "chat: talk to the bot (/api/v1/chat, /v1/chat/completions)"
+        READ = "read", "read: conversations, messages, tickets, ratings"
+        ADMIN = "admin", "admin: everything, and the API keys themselves"
+
+    name = models.CharField(max_length=120, help_text="Who or what uses it, e.g. 'Shop backend'.")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    scopes = models.JSONField(default=list, help_text="Any of chat, read, admin.")
+    # Requests per minute with this key; empty: API_RATE_LIMIT_PER_KEY.
+    rate_limit_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests per minute; empty for the default (API_RATE_LIMIT_PER_KEY)."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} (hd_{self.prefix}_…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def allows(self, scope: str) -> bool:
+        """Whether the key may use an endpoint that needs `scope` (admin may use every endpoint)."""
+        return scope in self.scopes or self.Scope.ADMIN in self.scopes
+
+
 class Conversation(models.Model):
     """One customer's chat. The customer proves ownership with a secret whose SHA-256 alone is stored."""
 
@@ -142,6 +185,9 @@ class Conversation(models.Model):
     # The site whose widget opened it (None: opened through the API).
     site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.PROTECT, related_name="conversations")
     page_url = models.URLField(max_length=500, blank=True)
+    # Opened through the REST API: the key that opened it and the integration's own session id for it.
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations")
+    session_id = models.CharField(max_length=128, blank=True)
     secret_hash = models.CharField(max_length=64, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.BOT, db_index=True)
     language = models.CharField(max_length=16, default="en")
@@ -164,9 +210,19 @@ class Conversation(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["api_key", "session_id"], condition=~Q(session_id=""), name="one_conversation_per_api_session"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.customer_name or 'Customer'} · {self.id}"
+
+    @property
+    def channel(self) -> str:
+        """Where the customer writes from: the widget, or an integration through the API."""
+        return "api" if self.api_key_id or self.session_id else "widget"
 
     @property
     def group_name(self) -> str:

@@ -1,13 +1,13 @@
 """The bot's reply to a customer message: build the prompt, stream from the engine, publish, persist."""
 
 import logging
-import time
 
 from django.conf import settings
 from prometheus_client import Counter
 
 from chat import availability, presence, services, session_cache
 from chat.models import Conversation, HandoffReason, Message
+from chat.streaming import stream_publish
 from inference import selectors as bot_config
 from inference.deferral import DeferralFilter
 from inference.engines import EngineError, engine_get
@@ -32,23 +32,31 @@ def _language(reply: Message) -> str:
     return reply.conversation.language.split("-")[0].lower()
 
 
-def _prompt_turns(engine, reply: Message, params: SamplingParams) -> list[ChatTurn]:
-    conversation = reply.conversation
-    system_prompt = system_prompt_render(
-        bot_config.system_prompt_active(),
+def bot_system_prompt(*, language: str, region: str, template: str | None = None) -> str:
+    """The bot's system prompt for a customer: the active version (or `template`, a draft) with its variables."""
+    base_language = language.split("-")[0].lower()
+    return system_prompt_render(
+        bot_config.system_prompt_active() if template is None else template,
         {
             "company_name": settings.COMPANY_NAME,
-            "user_region": conversation.region,
-            "language": LANGUAGE_NAMES.get(_language(reply), conversation.language),
+            "user_region": region,
+            "language": LANGUAGE_NAMES.get(base_language, language),
         },
     )
+
+
+def _prompt_turns(engine, reply: Message, params: SamplingParams) -> list[ChatTurn]:
+    conversation = reply.conversation
+    system_prompt = bot_system_prompt(language=conversation.language, region=conversation.region)
     history, _cached = session_cache.turns_before(conversation_id=conversation.id, seq=reply.seq)
     turns = [ChatTurn(MODEL_ROLES[role], content) for role, content in history]
     return context_fit(engine, system_prompt, turns, reserve_tokens=params.max_tokens)
 
 
-def reply_generate(*, customer_message_id: int) -> Message | None:
+def reply_generate(*, customer_message_id: int, overrides: dict | None = None) -> Message | None:
     """Answer a customer message as the bot, streaming deltas to the conversation; None if the bot must not.
+
+    `overrides` are the sampling parameters an API request asked for (clamped like every override).
 
     When the engine fails or gives no first token within INFERENCE_FIRST_TOKEN_TIMEOUT, a staff-written keyword
     rule answers if one matches; otherwise the reply is stored failed and the customer is told.
@@ -56,12 +64,16 @@ def reply_generate(*, customer_message_id: int) -> Message | None:
     reply = services.reply_start(customer_message_id=customer_message_id)
     if reply is None:
         return None
-    parts: list[str] = []
-    punctuation = FullwidthPunctuation() if _language(reply) == "zh" else None
+    parts: list[str] = []  # what was published so far, kept if the stream breaks off
     deferral = DeferralFilter()
+
+    def publish(text: str) -> None:
+        parts.append(text)
+        services.reply_delta_publish(reply=reply, text=text)
+
     try:
         engine = engine_get()
-        params = sampling_params_build(settings)
+        params = sampling_params_build(settings, overrides)
         generation = Generation(
             engine,
             _prompt_turns(engine, reply, params),
@@ -69,7 +81,13 @@ def reply_generate(*, customer_message_id: int) -> Message | None:
             timeout_s=settings.INFERENCE_GENERATION_TIMEOUT,
             first_token_timeout_s=settings.INFERENCE_FIRST_TOKEN_TIMEOUT,
         )
-        _stream(reply, generation, parts, punctuation, deferral)
+        text = stream_publish(
+            generation,
+            publish=publish,
+            deferral=deferral,
+            punctuation=FullwidthPunctuation() if _language(reply) == "zh" else None,
+            still_wanted=lambda: _still_wanted(reply),
+        )
         if deferral.deferred:
             logger.info("reply %s: the model deferred to a person", reply.pk)
             services.conversation_hand_off(
@@ -78,7 +96,7 @@ def reply_generate(*, customer_message_id: int) -> Message | None:
                 message_id=customer_message_id,
             )
             return None
-        if not "".join(parts).strip():
+        if not text.strip():
             raise EngineError("the engine returned an empty reply")
     except ReplyStopped as stop:
         logger.info("reply %s stopped: %s", reply.pk, stop)
@@ -94,7 +112,7 @@ def reply_generate(*, customer_message_id: int) -> Message | None:
     stats = generation.stats
     return services.reply_complete(
         reply_id=reply.pk,
-        content="".join(parts).strip(),
+        content=text.strip(),
         stats=services.ReplyStats(
             engine=stats.engine,
             prompt_tokens=stats.prompt_tokens,
@@ -130,56 +148,9 @@ class ReplyStopped(Exception):
     """The rest of the reply is not wanted: the customer left, or the conversation went to a person."""
 
 
-# Seconds between checks that the reply is still wanted (a cache read and a query, so not per token).
-STILL_WANTED_CHECK_INTERVAL_S = 1.0
-
-
 def _still_wanted(reply: Message) -> None:
     if presence.customer_gone(reply.conversation_id):
         raise ReplyStopped("customer left")
     status = Conversation.objects.filter(pk=reply.conversation_id).values_list("status", flat=True).first()
     if status != Conversation.Status.BOT:
         raise ReplyStopped("handed off")
-
-
-def _stream(
-    reply: Message,
-    generation: Generation,
-    parts: list[str],
-    punctuation: FullwidthPunctuation | None,
-    deferral: DeferralFilter,
-) -> None:
-    """Publish the generation's text, gathered per CHAT_STREAM_COALESCE_MS; the first piece goes out at once.
-
-    The model's handoff signal is cut out before anything is published, and ends the stream. Stops (freeing the
-    engine) with ReplyStopped once the customer has left for good or the conversation was handed off.
-    """
-    interval = settings.CHAT_STREAM_COALESCE_MS / 1000
-    pending: list[str] = []
-    last_flush = float("-inf")
-    next_check = time.monotonic() + STILL_WANTED_CHECK_INTERVAL_S
-    for raw in generation:
-        if time.monotonic() >= next_check:
-            next_check = time.monotonic() + STILL_WANTED_CHECK_INTERVAL_S
-            _still_wanted(reply)
-        text = deferral.feed(raw)
-        if deferral.deferred:
-            return
-        if punctuation is not None:
-            text = punctuation.feed(text)
-        if not text:
-            continue  # held back: it may be the start of the handoff signal
-        parts.append(text)
-        pending.append(text)
-        now = time.monotonic()
-        if now - last_flush >= interval:
-            services.reply_delta_publish(reply=reply, text="".join(pending))
-            pending.clear()
-            last_flush = now
-    held = deferral.flush()
-    if held:
-        held = punctuation.feed(held) if punctuation is not None else held
-        parts.append(held)
-        pending.append(held)
-    if pending:
-        services.reply_delta_publish(reply=reply, text="".join(pending))

@@ -43,3 +43,33 @@ def conversation_history(*, conversation_id: uuid.UUID, before_seq: int, limit: 
         .order_by("-seq")[:limit]
     )
     return list(reversed(rows))
+
+
+def turn_outcome(*, customer_message_id: int) -> dict | None:
+    """What became of a customer message, for a caller waiting on it; None while the bot is still at it.
+
+    `status` is "answered" (the bot's reply is complete), "handed_off" (the conversation is with the team, or waits
+    for it; `notice` is what the customer was told) or "failed" (no reply could be started: the message is stored).
+    """
+    message = Message.objects.select_related("conversation").get(pk=customer_message_id)
+    conversation = message.conversation
+    reply = Message.objects.filter(in_reply_to=message, role=Message.Role.BOT).first()
+    outcome = {"conversation_status": conversation.status, "message_seq": message.seq, "reply": reply}
+    if reply is not None and reply.state == Message.State.COMPLETE:
+        return {**outcome, "status": "answered"}
+    if conversation.status in (Conversation.Status.QUEUED, Conversation.Status.AGENT):
+        notice = (
+            conversation.messages.filter(role=Message.Role.SYSTEM, seq__gt=message.seq)
+            .order_by("seq")
+            .values_list("content", flat=True)
+            .first()
+        )
+        return {**outcome, "status": "handed_off", "reply": None, "notice": notice}
+    if conversation.status == Conversation.Status.RESOLVED:
+        return {**outcome, "status": "resolved", "reply": None}
+    if reply is not None and reply.state == Message.State.FAILED:
+        return {**outcome, "status": "failed"}
+    newer = conversation.messages.filter(role=Message.Role.CUSTOMER, seq__gt=message.seq).exists()
+    if newer and reply is None:  # superseded: the reply to the newer message answers both
+        return {**outcome, "status": "superseded"}
+    return None

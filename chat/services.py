@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chat import broadcast, ratelimit, session_cache, signals, strings
-from chat.models import Conversation, HandoffReason, Message, Rating, Site
+from chat.models import ApiKey, Conversation, HandoffReason, Message, Rating, Site
 from chat.selectors import secret_hash
 from chat.serializers import message_to_dict, staff_message_to_dict
 from inference.deferral import customer_asks_for_human
@@ -112,6 +112,26 @@ def conversation_start(
     return conversation, secret
 
 
+def conversation_for_api_session(
+    *, api_key: ApiKey, session_id: str, language: str = "en", region: str = "", customer_name: str = "",
+    customer_email: str = "",
+) -> Conversation:
+    """The conversation an integration's `session_id` stands for (per API key), opened on first use."""
+    conversation = Conversation.objects.filter(api_key=api_key, session_id=session_id).first()
+    if conversation is not None:
+        return conversation
+    try:
+        with transaction.atomic():
+            conversation, _secret = conversation_start(
+                language=language, region=region, customer_name=customer_name, customer_email=customer_email
+            )
+            conversation.api_key, conversation.session_id = api_key, session_id
+            conversation.save(update_fields=["api_key", "session_id", "updated_at"])
+            return conversation
+    except IntegrityError:  # two first requests of one session at once: the other one opened it
+        return Conversation.objects.get(api_key=api_key, session_id=session_id)
+
+
 @transaction.atomic
 def message_leave(
     *,
@@ -160,10 +180,13 @@ def message_clean(content) -> str:
 
 
 @transaction.atomic
-def message_post_customer(*, conversation_id: uuid.UUID, content, client_id: str = "") -> tuple[Message, bool]:
+def message_post_customer(
+    *, conversation_id: uuid.UUID, content, client_id: str = "", overrides: dict | None = None
+) -> tuple[Message, bool]:
     """Store a customer message and, in bot mode, have the bot answer it once the message is committed.
 
     A resend with the same `client_id` returns the stored message and `created=False` instead of a duplicate.
+    `overrides` (sampling parameters from an API request) go with the reply job to the engine.
     """
     content = message_clean(content)
     client_id = client_id if isinstance(client_id, str) else ""
@@ -204,7 +227,9 @@ def message_post_customer(*, conversation_id: uuid.UUID, content, client_id: str
         else:
             from chat.dispatch import reply_enqueue
 
-            transaction.on_commit(partial(reply_enqueue, conversation_id=conversation.id, message_id=message.id))
+            transaction.on_commit(
+                partial(reply_enqueue, conversation_id=conversation.id, message_id=message.id, overrides=overrides)
+            )
     return message, True
 
 

@@ -37,6 +37,11 @@ STRINGS = {
         "en": "Thanks, we received your message and will reply to {email}.",
         "zh": "谢谢,我们已收到您的留言,会回复到 {email}。",
     },
+    # The OpenAI-compatible API keeps no conversation, so there is no queue to join: it says a person is needed.
+    "api_handoff": {
+        "en": "This needs a member of our support team; the assistant cannot answer it.",
+        "zh": "这个问题需要人工客服处理,智能助手无法回答。",
+    },
 }
 
 

@@ -6,9 +6,17 @@ from chat.reply import reply_generate
 
 
 @shared_task(acks_late=True, ignore_result=True)
-def reply_generate_task(message_id: int) -> None:
+def reply_generate_task(message_id: int, overrides: dict | None = None) -> None:
     """Generate the bot's reply to a customer message. Idempotent: a redelivered task resumes or skips."""
-    reply_generate(customer_message_id=message_id)
+    reply_generate(customer_message_id=message_id, overrides=overrides)
+
+
+@shared_task(ignore_result=True)
+def completion_generate_task(job: dict) -> None:
+    """Generate a reply outside any conversation (OpenAI-compatible API, playground); not retried, the caller waits."""
+    from chat.completions import CompletionJob, completion_generate
+
+    completion_generate(CompletionJob(**job))
 
 
 @shared_task(acks_late=True, ignore_result=True)

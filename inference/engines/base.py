@@ -34,6 +34,11 @@ class Engine(ABC):
         """Whether the engine is ready to serve."""
 
     @property
+    def model_name(self) -> str:
+        """The model this engine serves, as shown to staff and API clients."""
+        return self.name
+
+    @property
     @abstractmethod
     def max_model_len(self) -> int:
         """The context window in tokens."""

@@ -53,6 +53,10 @@ class LlamaCppEngine(Engine):
         )
 
     @property
+    def model_name(self) -> str:
+        return self.model_path.stem
+
+    @property
     def max_model_len(self) -> int:
         return self._n_ctx
 

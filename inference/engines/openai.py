@@ -59,6 +59,10 @@ class OpenAIEngine(Engine):
         )
 
     @property
+    def model_name(self) -> str:
+        return self.model or self.name
+
+    @property
     def max_model_len(self) -> int:
         return self._max_model_len
 

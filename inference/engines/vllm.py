@@ -91,6 +91,10 @@ class VllmEngine(Engine):
         )
 
     @property
+    def model_name(self) -> str:
+        return self.served_name
+
+    @property
     def max_model_len(self) -> int:
         return self._max_model_len
 

@@ -1,0 +1,44 @@
+"""Waiting on a channel-layer group from an HTTP request, to relay a reply generated elsewhere (a Celery worker).
+
+Subscribe first, then start the work, so no event can be missed. Events are news only: callers look at the database
+when nothing arrives for a while, the way a reconnecting widget resumes.
+"""
+
+import asyncio
+import json
+
+from channels.layers import get_channel_layer
+
+
+class GroupSubscription:
+    """`async with GroupSubscription(group) as sub: event = await sub.receive(timeout)`."""
+
+    def __init__(self, group: str):
+        self.group = group
+        self.layer = get_channel_layer()
+        self.channel: str | None = None
+
+    async def __aenter__(self) -> "GroupSubscription":
+        self.channel = await self.layer.new_channel()
+        await self.layer.group_add(self.group, self.channel)
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.layer.group_discard(self.group, self.channel)
+
+    async def receive(self, timeout: float) -> dict | None:
+        """The next event, or None if none came within `timeout` seconds."""
+        try:
+            return await asyncio.wait_for(self.layer.receive(self.channel), timeout)
+        except TimeoutError:
+            return None
+
+
+def sse(event: str | None, data) -> bytes:
+    """One Server-Sent Event: `event:` (if named) and `data:` as JSON (or as is, for a plain string)."""
+    payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {payload}\n\n".encode()
+
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # nginx must not buffer the stream

@@ -1,0 +1,28 @@
+"""The REST API, assembled: chat's endpoints (the bot, conversations, keys) and the staff side's (tickets).
+
+Served under /api/v1/ (the helpdesk's own API) and /v1/ (OpenAI-compatible), described at /api/openapi.json
+with interactive docs at /api/docs (Swagger UI from the django-ninja package: nothing comes from a CDN).
+"""
+
+from django.conf import settings
+from ninja import NinjaAPI
+
+from chat.api.chat import router as chat_router
+from chat.api.errors import exception_handlers_install
+from chat.api.openai import router as openai_router
+
+api = NinjaAPI(
+    title=f"{settings.COMPANY_NAME} helpdesk API",
+    version="1",
+    description=(
+        "Talk to the support bot, read conversations, messages, tickets and ratings. Authenticate with an API key "
+        "created by staff in the admin: `Authorization: Bearer hd_...`. Errors are "
+        '`{"error": {"code": "...", "message": "..."}}`; 429 answers carry `Retry-After`.'
+    ),
+    docs_url="api/docs",
+    openapi_url="api/openapi.json",
+    urls_namespace="api",
+)
+exception_handlers_install(api)
+api.add_router("api/v1/", chat_router)
+api.add_router("v1/", openai_router)
