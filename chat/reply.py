@@ -3,6 +3,7 @@
 import logging
 
 from django.conf import settings
+from django.db import transaction
 from prometheus_client import Counter
 
 from chat import availability, presence, services, session_cache
@@ -64,13 +65,8 @@ def reply_generate(*, customer_message_id: int, overrides: dict | None = None) -
     reply = services.reply_start(customer_message_id=customer_message_id)
     if reply is None:
         return None
-    parts: list[str] = []  # what was published so far, kept if the stream breaks off
+    parts: list[str] = []  # the text so far, kept if the stream breaks off
     deferral = DeferralFilter()
-
-    def publish(text: str) -> None:
-        parts.append(text)
-        services.reply_delta_publish(reply=reply, text=text)
-
     try:
         engine = engine_get()
         params = sampling_params_build(settings, overrides)
@@ -83,10 +79,11 @@ def reply_generate(*, customer_message_id: int, overrides: dict | None = None) -
         )
         text = stream_publish(
             generation,
-            publish=publish,
+            publish=lambda text: services.reply_delta_publish(reply=reply, text=text),
             deferral=deferral,
             punctuation=FullwidthPunctuation() if _language(reply) == "zh" else None,
             still_wanted=lambda: _still_wanted(reply),
+            received=parts,
         )
         if deferral.deferred:
             logger.info("reply %s: the model deferred to a person", reply.pk)
@@ -128,10 +125,13 @@ def _fallback(reply: Message, customer_message_id: int, streamed: str, error: En
     if answer is None:
         ENGINE_FAILURES.labels(answered_by="nobody").inc()
         logger.warning("reply %s to message %s failed, no rule matched: %s", reply.pk, customer_message_id, error)
-        failed = services.reply_fail(reply_id=reply.pk, content=streamed, error=str(error))
-        services.conversation_hand_off(
-            conversation_id=reply.conversation_id, reason=HandoffReason.ENGINE_FAILURE, message_id=customer_message_id
-        )
+        with transaction.atomic():  # one commit: whoever hears of the failure already finds the handoff
+            failed = services.reply_fail(reply_id=reply.pk, content=streamed, error=str(error))
+            services.conversation_hand_off(
+                conversation_id=reply.conversation_id,
+                reason=HandoffReason.ENGINE_FAILURE,
+                message_id=customer_message_id,
+            )
         return failed
     ENGINE_FAILURES.labels(answered_by="rule").inc()
     logger.warning("reply %s to message %s answered by a rule after: %s", reply.pk, customer_message_id, error)

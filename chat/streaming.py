@@ -20,14 +20,16 @@ def stream_publish(
     deferral: DeferralFilter,
     punctuation: FullwidthPunctuation | None = None,
     still_wanted: Callable[[], None] | None = None,
+    received: list[str] | None = None,
 ) -> str:
     """Publish the generation's text in gathered pieces (the first at once) and return all of it.
 
     The model's handoff signal is cut out before anything is published and ends the stream (`deferral.deferred`
     tells). `still_wanted` is called about once a second and may raise to stop (which frees the engine).
+    `received` gathers the text as it arrives, so a caller still has it when the stream breaks off with an error.
     """
     interval = settings.CHAT_STREAM_COALESCE_MS / 1000
-    parts: list[str] = []
+    parts = received if received is not None else []
     pending: list[str] = []
     last_flush = float("-inf")
     next_check = time.monotonic() + STILL_WANTED_CHECK_INTERVAL_S

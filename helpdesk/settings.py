@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "ninja",  # its Swagger UI files, served locally for /api/docs
     "django_prometheus",
     "inference",
     "chat",
@@ -62,7 +63,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "helpdesk.middleware.AsyncWhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -190,6 +191,15 @@ INFERENCE_GENERATION_TIMEOUT = env.float("INFERENCE_GENERATION_TIMEOUT", default
 # Seconds to wait for the first token (including the wait for a free engine) before the rule fallback answers.
 INFERENCE_FIRST_TOKEN_TIMEOUT = env.float("INFERENCE_FIRST_TOKEN_TIMEOUT", default=20.0)
 
+# Further named engines for the playground and the OpenAI-compatible API's `model` (JSON; each changes a few
+# INFERENCE_* settings of the default), e.g. {"qwen": {"engine": "openai", "base_url": "http://vllm:8000/v1"}}.
+INFERENCE_ENGINES = env.json("INFERENCE_ENGINES", default={})
+
+# --- REST API -------------------------------------------------------------------------------------
+# Requests per minute per API key (a key can have its own limit, set in the admin) and per client address.
+API_RATE_LIMIT_PER_KEY = env.int("API_RATE_LIMIT_PER_KEY", default=60)
+API_RATE_LIMIT_PER_IP = env.int("API_RATE_LIMIT_PER_IP", default=300)
+
 # --- Chat -----------------------------------------------------------------------------------------
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=4000)
 # Deltas are gathered for this long before one channel-layer send, so Redis is not hit per token.
@@ -209,6 +219,15 @@ CHAT_REGION_HEADER = env.str("CHAT_REGION_HEADER", default="")
 NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 # Company name shown on the chat page and given to the prompt.
 COMPANY_NAME = env.str("COMPANY_NAME", default="Example Inc.")
+
+# --- Webhooks -------------------------------------------------------------------------------------
+# Seconds a webhook receiver has to connect and to answer before the attempt counts as failed.
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=10.0)
+# Attempts per delivery (the first one included) before it is marked failed; staff can send it again.
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+# Retry n waits min(BASE * 2**(n-1), MAX) seconds, minus up to half of it at random so retries spread out.
+WEBHOOK_BACKOFF_BASE = env.float("WEBHOOK_BACKOFF_BASE", default=10.0)
+WEBHOOK_BACKOFF_MAX = env.float("WEBHOOK_BACKOFF_MAX", default=3600.0)
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/console/"

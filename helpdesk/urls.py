@@ -2,17 +2,20 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from chat.api.errors import api_not_found
-from helpdesk import views
+from helpdesk import playground, views
 from helpdesk.api import api
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("console/", views.console, name="console"),
+    path("playground/", playground.playground, name="playground"),
+    path("playground/generate", playground.playground_generate, name="playground-generate"),
+    path("playground/prompt", playground.playground_prompt_publish, name="playground-prompt"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
+    path("", include("chat.urls")),
     path("", api.urls),
     # Anything else under the API's prefixes is a JSON 404, not an HTML page.
     re_path(r"^(?:api|v1)/(?P<rest>.*)$", api_not_found),
-    path("", include("chat.urls")),
 ]

@@ -11,6 +11,14 @@ def system_prompt_active() -> str:
     return prompt.template if prompt else DEFAULT_SYSTEM_PROMPT
 
 
+def system_prompt_active_version() -> dict:
+    """The active template and its version number (0: the built-in default)."""
+    prompt = SystemPrompt.objects.filter(is_active=True).only("template", "version").first()
+    if prompt is None:
+        return {"template": DEFAULT_SYSTEM_PROMPT, "version": 0}
+    return {"template": prompt.template, "version": prompt.version}
+
+
 def fallback_rules() -> list[Rule]:
     """The enabled keyword rules, in the order they are tried."""
     return [

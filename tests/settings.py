@@ -13,3 +13,5 @@ CELERY_TASK_DEFAULT_QUEUE = f"helpdesk-{_RUN}"
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"asgi-{_RUN}"  # noqa: F405
 CACHES["default"]["KEY_PREFIX"] = f"helpdesk-{_RUN}"  # noqa: F405
 CHAT_HELLO_TIMEOUT = 2.0
+# The test database too, so two test runs on one machine (a developer's and an editor's) never collide.
+DATABASES["default"]["TEST"] = {"NAME": f"test_helpdesk_{_RUN}"}  # noqa: F405
