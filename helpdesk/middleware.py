@@ -7,9 +7,10 @@ from whitenoise.middleware import WhiteNoiseMiddleware
 class AsyncWhiteNoiseMiddleware(WhiteNoiseMiddleware):
     """WhiteNoise that lets async views stay async.
 
-    WhiteNoise's middleware is sync-only, so under ASGI Django runs every request below it on the one
-    thread-sensitive worker thread: streaming API responses (SSE) would then be served one at a time per process.
-    This serves static files the same way and passes everything else on without leaving the event loop.
+    WhiteNoise's middleware is sync-only, so under ASGI Django runs the rest of every request, async views
+    included, through sync_to_async and back: each request holds a thread of its own for as long as it runs, and a
+    streaming response (SSE from the API) holds it until the stream ends. This serves static files the same way and
+    passes everything else on without leaving the event loop, so open streams cost no threads.
     """
 
     sync_capable = True
