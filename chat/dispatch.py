@@ -28,6 +28,26 @@ def task_enqueue(task, *args) -> None:
         raise ValueError(f"unknown GENERATION_BACKEND {backend!r}; use celery or inprocess")
 
 
+def task_enqueue_later(task, delay_s: float, *args) -> None:
+    """Run a task after `delay_s` seconds without holding a thread meanwhile (a Celery countdown, or a timer)."""
+    if settings.GENERATION_BACKEND != "inprocess":
+        task.apply_async(args=args, countdown=delay_s)
+        return
+    scheduled: Future = Future()  # stands for the timer in _pending until the task itself is queued
+    _pending.add(scheduled)
+
+    def fire() -> None:
+        try:
+            task_enqueue(task, *args)
+        finally:
+            scheduled.set_result(None)
+            _pending.discard(scheduled)
+
+    timer = threading.Timer(delay_s, fire)
+    timer.daemon = True
+    timer.start()
+
+
 def reply_enqueue(*, conversation_id: uuid.UUID, message_id: int, overrides: dict | None = None) -> None:
     """Have the bot answer a committed customer message, without waiting for it.
 

@@ -1,7 +1,12 @@
-"""The staff side's records. Tickets track conversations that need a person (the handoff issue fills them)."""
+"""The staff side's records: tickets, canned responses, agent presence, and the outgoing webhooks."""
+
+import secrets
+import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 
 
 class Ticket(models.Model):
@@ -73,3 +78,79 @@ class AgentPresence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} · {self.status}"
+
+
+def webhook_secret_new() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def webhook_events_validate(value) -> None:
+    """A list of known event names; empty means every event."""
+    if not isinstance(value, list) or any(event not in Webhook.Event.values for event in value):
+        raise ValidationError(f"Events must be a list of: {', '.join(Webhook.Event.values)} (empty: all).")
+
+
+class Webhook(models.Model):
+    """An endpoint outside the helpdesk told about conversation events by a signed HTTP POST.
+
+    The secret signs every request (X-Helpdesk-Signature); the receiver needs it to check that the request came
+    from here, so staff can read it in the admin.
+    """
+
+    class Event(models.TextChoices):
+        HANDED_OFF = "conversation.handed_off", "Handed off to the agents"
+        CLAIMED = "conversation.claimed", "Claimed by an agent"
+        RESOLVED = "conversation.resolved", "Resolved"
+        RATED = "conversation.rated", "Rated by the customer"
+
+    name = models.CharField(max_length=100)
+    url = models.URLField(max_length=500, help_text="Receives a POST per event; answer 2xx within the timeout.")
+    secret = models.CharField(max_length=64, default=webhook_secret_new, editable=False)
+    events = models.JSONField(
+        default=list, blank=True, validators=[webhook_events_validate], help_text="None chosen: every event."
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def subscribes_to(self, event: str) -> bool:
+        return not self.events or event in self.events
+
+
+class WebhookDelivery(models.Model):
+    """One event sent to one webhook: the exact payload, and how its attempts went.
+
+    The id is sent as X-Helpdesk-Delivery and stays the same across retries, so receivers can drop duplicates.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=64, choices=Webhook.Event.choices)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            models.Index(fields=["webhook", "-created_at"], name="delivery_webhook_recent"),
+            models.Index(fields=["status", "-created_at"], name="delivery_status_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.webhook_id} · {self.status}"

@@ -1,9 +1,15 @@
-"""The staff side's answers to chat's domain signals (connected in HelpdeskConfig.ready)."""
+"""The staff side's answers to chat's domain signals (connected in HelpdeskConfig.ready).
+
+Receivers run in the order they are connected: the ticket receivers come first, so webhook payloads carry the
+ticket.
+"""
 
 from django.dispatch import receiver
 
-from chat.signals import conversation_handed_off, conversation_resolved
+from chat.signals import conversation_handed_off, conversation_rated, conversation_resolved
 from helpdesk import services
+from helpdesk.models import Webhook
+from helpdesk.webhooks import webhook_conversation_event_emit
 
 
 @receiver(conversation_handed_off, dispatch_uid="helpdesk.ticket_open_for_handoff")
@@ -14,3 +20,18 @@ def open_ticket_on_handoff(sender, *, conversation, reason, **kwargs) -> None:
 @receiver(conversation_resolved, dispatch_uid="helpdesk.ticket_resolve")
 def resolve_ticket_with_conversation(sender, *, conversation, **kwargs) -> None:
     services.ticket_resolve_for_conversation(conversation=conversation)
+
+
+@receiver(conversation_handed_off, dispatch_uid="helpdesk.webhook_handed_off")
+def webhook_on_handoff(sender, *, conversation, **kwargs) -> None:
+    webhook_conversation_event_emit(event=Webhook.Event.HANDED_OFF, conversation=conversation)
+
+
+@receiver(conversation_resolved, dispatch_uid="helpdesk.webhook_resolved")
+def webhook_on_resolve(sender, *, conversation, **kwargs) -> None:
+    webhook_conversation_event_emit(event=Webhook.Event.RESOLVED, conversation=conversation)
+
+
+@receiver(conversation_rated, dispatch_uid="helpdesk.webhook_rated")
+def webhook_on_rating(sender, *, conversation, rating, **kwargs) -> None:
+    webhook_conversation_event_emit(event=Webhook.Event.RATED, conversation=conversation, rating=rating)

@@ -7,7 +7,8 @@ from django.utils import timezone
 from chat import broadcast
 from chat import services as chat_services
 from chat.models import Conversation, HandoffReason
-from helpdesk.models import AgentPresence, Ticket
+from helpdesk.models import AgentPresence, Ticket, Webhook
+from helpdesk.webhooks import webhook_conversation_event_emit
 
 AGENTS_GROUP = "agents"
 
@@ -64,6 +65,8 @@ def conversation_claim(*, conversation_id, agent) -> bool:
         assignee=agent, status=Ticket.Status.OPEN, updated_at=timezone.now()
     )
     _notify_agents({"type": "queue.claimed", "conversation": str(conversation_id), "agent": agent.get_username()})
+    conversation = Conversation.objects.select_related("site", "assignee").get(pk=conversation_id)
+    webhook_conversation_event_emit(event=Webhook.Event.CLAIMED, conversation=conversation, agent=agent)
     return True
 
 

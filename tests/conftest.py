@@ -28,6 +28,8 @@ def production_env(django_db_setup, django_db_blocker) -> dict:
         GENERATION_BACKEND="celery",
         INFERENCE_MAX_TOKENS="96",
         ALLOWED_HOSTS="127.0.0.1,localhost",
+        WEBHOOK_BACKOFF_BASE="0.5",
+        WEBHOOK_BACKOFF_MAX="2",
     )
 
 

@@ -1,0 +1,192 @@
+"""Outgoing webhooks: events recorded as deliveries in the emitting transaction, then POSTed, signed, by a task.
+
+Each request carries `X-Helpdesk-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body>` (Stripe's
+scheme) keyed with the webhook's secret; `webhook_signature_verify` is what a receiver runs to check it.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from functools import partial
+
+import httpx
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from chat import dispatch
+from chat.models import Conversation, Rating
+from helpdesk.models import Ticket, Webhook, WebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "helpdesk-webhooks/1"
+
+
+def webhook_signature(secret: str, timestamp: int, body: bytes) -> str:
+    """The X-Helpdesk-Signature header of `body` sent at `timestamp` (unix seconds)."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def webhook_signature_verify(secret: str, header: str, body: bytes, tolerance_s: int = 300) -> bool:
+    """Whether `header` signs the exact raw `body` with `secret`, made within `tolerance_s` of now.
+
+    Receivers copy this (it needs only the standard library). The timestamp is signed too, so an old request
+    cannot be replayed with a fresh time; several v1 values are accepted, for rotating secrets.
+    """
+    try:
+        pairs = [item.split("=", 1) for item in header.split(",")]
+        timestamp = int(next(value for key, value in pairs if key.strip() == "t"))
+    except (ValueError, StopIteration):
+        return False
+    if abs(time.time() - timestamp) > tolerance_s:
+        return False
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return any(key.strip() == "v1" and hmac.compare_digest(expected, value.strip()) for key, value in pairs)
+
+
+def webhook_conversation_data(conversation: Conversation) -> dict:
+    """The conversation as webhook payloads describe it."""
+    ticket_id = Ticket.objects.filter(conversation_id=conversation.pk).values_list("pk", flat=True).first()
+    site = conversation.site if conversation.site_id else None
+    return {
+        "id": str(conversation.pk),
+        "status": conversation.status,
+        "site": {"name": site.name, "key": site.key} if site else None,
+        "language": conversation.language,
+        "customer_name": conversation.customer_name,
+        "customer_email": conversation.customer_email,
+        "handoff_reason": conversation.handoff_reason,
+        "assignee": conversation.assignee.get_username() if conversation.assignee_id else None,
+        "created_at": conversation.created_at.isoformat(),
+        "resolved_at": conversation.resolved_at.isoformat() if conversation.resolved_at else None,
+        "ticket_id": ticket_id,
+    }
+
+
+def webhook_conversation_event_emit(
+    *, event: str, conversation: Conversation, agent=None, rating: Rating | None = None
+) -> list[WebhookDelivery]:
+    """Emit a conversation event: the data is the conversation, with the agent (claimed) or rating (rated)."""
+    data = {"conversation": webhook_conversation_data(conversation)}
+    if agent is not None:
+        data["agent"] = {"username": agent.get_username(), "name": agent.get_full_name()}
+    if rating is not None:
+        data["rating"] = {"score": rating.score, "comment": rating.comment}
+    return webhook_event_emit(event=event, data=data)
+
+
+@transaction.atomic
+def webhook_event_emit(*, event: str, data: dict) -> list[WebhookDelivery]:
+    """Record `event` for every active webhook subscribed to it, and send each once the transaction commits.
+
+    Call it inside the transaction that makes the event happen: a rolled-back event is never sent. If the task
+    cannot be enqueued (broker down), that is logged and the delivery stays pending, to be sent with the admin's
+    "Send again" action.
+    """
+    event = Webhook.Event(event).value  # ValueError for an unknown event
+    deliveries = []
+    for webhook in Webhook.objects.filter(is_active=True):
+        if webhook.subscribes_to(event):
+            delivery = WebhookDelivery(webhook=webhook, event=event)
+            delivery.payload = {
+                "id": str(delivery.id),
+                "event": event,
+                "created_at": delivery.created_at.isoformat(),
+                "data": data,
+            }
+            deliveries.append(delivery)
+    WebhookDelivery.objects.bulk_create(deliveries)
+    for delivery in deliveries:
+        transaction.on_commit(partial(_delivery_enqueue, delivery.id))
+    return deliveries
+
+
+def _delivery_enqueue(delivery_id: uuid.UUID) -> None:
+    from helpdesk.tasks import webhook_deliver_task
+
+    try:
+        dispatch.task_enqueue(webhook_deliver_task, str(delivery_id))
+    except Exception:  # kombu/redis raise assorted errors when the broker is down
+        logger.exception("could not enqueue webhook delivery %s; it stays pending", delivery_id)
+
+
+def webhook_attempt(delivery_id, *, attempt: int | None = None) -> bool:
+    """POST a pending delivery once and record the outcome. Returns whether the delivery is settled.
+
+    True: delivered now (a 2xx answer), or nothing to do (already delivered or given up, deleted, its webhook
+    turned off, or `attempt`, the number of attempts the caller expects before this one, is behind the row, so
+    another copy of the task made this attempt). False: this attempt failed (any other status, a redirect, a
+    timeout, a connection error) and the delivery waits for another.
+    """
+    delivery = WebhookDelivery.objects.select_related("webhook").filter(pk=delivery_id).first()
+    if delivery is None or delivery.status != WebhookDelivery.Status.PENDING:
+        return True
+    if attempt is not None and delivery.attempts != attempt:
+        return True
+    if not delivery.webhook.is_active:  # turned off by staff: stop sending to it
+        WebhookDelivery.objects.filter(pk=delivery.pk, status=WebhookDelivery.Status.PENDING).update(
+            status=WebhookDelivery.Status.FAILED, last_error="The webhook was turned off."
+        )
+        return True
+    body = json.dumps(delivery.payload, ensure_ascii=False, separators=(",", ":")).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Helpdesk-Event": delivery.event,
+        "X-Helpdesk-Delivery": str(delivery.id),
+        "X-Helpdesk-Signature": webhook_signature(delivery.webhook.secret, int(time.time()), body),
+    }
+    status_code, error = None, ""
+    try:
+        response = httpx.post(
+            delivery.webhook.url,
+            content=body,
+            headers=headers,
+            timeout=settings.WEBHOOK_TIMEOUT,
+            follow_redirects=False,
+        )
+        status_code = response.status_code
+        if not response.is_success:
+            error = f"HTTP {status_code} {response.reason_phrase}: {response.text[:160]}".strip()
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    fields = {"attempts": F("attempts") + 1, "last_status_code": status_code, "last_error": error[:255]}
+    if not error:
+        fields.update(status=WebhookDelivery.Status.SUCCEEDED, delivered_at=timezone.now())
+    # Conditional on the attempt count read above: of two copies of one task, only one records (and retries).
+    recorded = WebhookDelivery.objects.filter(
+        pk=delivery.pk, status=WebhookDelivery.Status.PENDING, attempts=delivery.attempts
+    ).update(**fields)
+    return not error or not recorded
+
+
+def webhook_delivery_fail(delivery_id) -> None:
+    """Give up on a pending delivery (its attempts are spent)."""
+    WebhookDelivery.objects.filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING).update(
+        status=WebhookDelivery.Status.FAILED
+    )
+
+
+@transaction.atomic
+def webhook_deliveries_resend(*, delivery_ids) -> int:
+    """Send deliveries again with a fresh round of attempts, the same id and the same payload; returns how many.
+
+    For failed deliveries, and pending ones that were never enqueued (broker down). Delivered ones are left alone.
+    Resetting the attempt count also retires any retry still scheduled for a pending one (see webhook_attempt).
+    """
+    ids = list(
+        WebhookDelivery.objects.select_for_update()
+        .filter(pk__in=delivery_ids)
+        .exclude(status=WebhookDelivery.Status.SUCCEEDED)
+        .values_list("pk", flat=True)
+    )
+    WebhookDelivery.objects.filter(pk__in=ids).update(status=WebhookDelivery.Status.PENDING, attempts=0)
+    for delivery_id in ids:
+        transaction.on_commit(partial(_delivery_enqueue, delivery_id))
+    return len(ids)
