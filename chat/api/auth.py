@@ -7,6 +7,7 @@ together. The per-IP limit is checked first, so guessing keys is limited too.
 from django.conf import settings
 from django.http import HttpRequest
 from ninja.security import HttpBearer
+from prometheus_client import Counter
 
 from chat import ratelimit
 from chat.api.errors import ApiError
@@ -15,11 +16,13 @@ from chat.models import ApiKey
 from chat.views import client_ip
 
 WINDOW_S = 60
+REFUSED = Counter("helpdesk_api_rate_limited_total", "API requests refused by a rate limit", ["limit"])
 
 
 def _limit(key: str, limit: int, who: str) -> None:
     verdict = ratelimit.hit(key, limit=limit, window_s=WINDOW_S)
     if not verdict.allowed:
+        REFUSED.labels(limit=key.split(":")[1]).inc()
         raise ApiError(
             429,
             "rate_limited",
