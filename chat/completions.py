@@ -17,6 +17,7 @@ import logging
 import uuid
 
 from django.conf import settings
+from django.core.cache import cache
 
 from chat import broadcast, dispatch
 from chat.reply import ENGINE_FAILURES, bot_system_prompt
@@ -49,6 +50,28 @@ class CompletionJob:
 
 def completion_group(job_id: str) -> str:
     return f"completion.{job_id}"
+
+
+# How long a "nobody is waiting any more" mark lives: longer than any generation.
+CANCEL_TTL_S = 600
+
+
+def _cancel_key(job_id: str) -> str:
+    return f"completion:cancelled:{job_id}"
+
+
+def completion_cancel(job_id: str) -> None:
+    """The caller stopped waiting (closed the stream, pressed Stop): the worker stops generating within a second."""
+    cache.set(_cancel_key(job_id), 1, CANCEL_TTL_S)
+
+
+class CompletionStopped(Exception):
+    """Nobody waits for the rest of this completion."""
+
+
+def _still_wanted(job_id: str) -> None:
+    if cache.get(_cancel_key(job_id)):
+        raise CompletionStopped(job_id)
 
 
 def completion_job_new(**fields) -> CompletionJob:
@@ -86,10 +109,17 @@ def completion_generate(job: CompletionJob) -> None:
         deferral = DeferralFilter()
         punctuation = FullwidthPunctuation() if job.language.split("-")[0].lower() == "zh" else None
         text = stream_publish(
-            generation, publish=lambda piece: send("delta", text=piece), deferral=deferral, punctuation=punctuation
+            generation,
+            publish=lambda piece: send("delta", text=piece),
+            deferral=deferral,
+            punctuation=punctuation,
+            still_wanted=lambda: _still_wanted(job.id),
         )
         if not deferral.deferred and not text.strip():
             raise EngineError("the engine returned an empty reply")
+    except CompletionStopped:
+        logger.info("completion %s stopped: nobody is waiting for it", job.id)
+        return
     except KeyError:
         send("error", code="unknown_engine", message=f"No engine is configured under the name {job.engine!r}.")
         return
@@ -134,6 +164,12 @@ def _fallback(job: CompletionJob, history: list[ChatTurn], error: EngineError, s
         text=answer,
         handoff=False,
         finish_reason="stop",
-        stats={"engine": "rules", "prompt_tokens": 0, "completion_tokens": 0, "ttft_ms": None,
-               "tokens_per_s": None, "duration_ms": 0},
+        stats={
+            "engine": "rules",
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "ttft_ms": None,
+            "tokens_per_s": None,
+            "duration_ms": 0,
+        },
     )

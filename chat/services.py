@@ -113,7 +113,12 @@ def conversation_start(
 
 
 def conversation_for_api_session(
-    *, api_key: ApiKey, session_id: str, language: str = "en", region: str = "", customer_name: str = "",
+    *,
+    api_key: ApiKey,
+    session_id: str,
+    language: str = "en",
+    region: str = "",
+    customer_name: str = "",
     customer_email: str = "",
 ) -> Conversation:
     """The conversation an integration's `session_id` stands for (per API key), opened on first use."""

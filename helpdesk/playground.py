@@ -6,9 +6,12 @@ or the reports. The page keeps the transcript and exports it as JSON.
 """
 
 import json
+from contextlib import aclosing
+from functools import wraps
 
+from asgiref.sync import iscoroutinefunction
 from django.conf import settings
-from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import user_passes_test
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
@@ -49,6 +52,38 @@ class PlaygroundIn(Schema):
     region: str = Field("", max_length=64)
 
 
+def _is_staff(user) -> bool:
+    return user.is_active and user.is_staff
+
+
+# The page: anyone else goes to the sign-in page (the project's, not the admin's).
+staff_page = user_passes_test(_is_staff, login_url=settings.LOGIN_URL)
+
+
+def _refusal(user) -> JsonResponse:
+    if user.is_authenticated:
+        return json_error(403, "forbidden", "The playground is for staff.")
+    return json_error(401, "login_required", "Sign in again.")
+
+
+def staff_endpoint(view):
+    """The page's JSON endpoints: a 401 or 403 in the error format instead of a redirect to the sign-in page."""
+    if iscoroutinefunction(view):
+
+        @wraps(view)
+        async def async_wrapper(request, *args, **kwargs):
+            user = await request.auser()
+            return await view(request, *args, **kwargs) if _is_staff(user) else _refusal(user)
+
+        return async_wrapper
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        return view(request, *args, **kwargs) if _is_staff(request.user) else _refusal(request.user)
+
+    return wrapper
+
+
 def engines_describe() -> list[dict]:
     """The engines staff can choose, with adapter and model as configured (nothing is loaded to tell)."""
     described = []
@@ -60,7 +95,7 @@ def engines_describe() -> list[dict]:
 
 
 @require_GET
-@staff_member_required
+@staff_page
 def playground(request: HttpRequest) -> HttpResponse:
     """The playground page."""
     prompt = bot_config.system_prompt_active_version()
@@ -81,7 +116,7 @@ def playground(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@staff_member_required
+@staff_endpoint
 async def playground_generate(request: HttpRequest) -> HttpResponse:
     """Run one test turn; Server-Sent Events `start`, `delta`, then `done` (text, figures) or `error`."""
     try:
@@ -108,16 +143,17 @@ async def playground_generate(request: HttpRequest) -> HttpResponse:
 
 async def _events(job):
     try:
-        async for event in completion_events(job):
-            kind = event.pop("type").removeprefix("completion.")
-            event.pop("job", None)
-            yield sse(kind, event)
+        async with aclosing(completion_events(job)) as events:
+            async for event in events:
+                # A copy: completion_events reads the event's type after the yield.
+                data = {key: value for key, value in event.items() if key not in ("type", "job")}
+                yield sse(event["type"].removeprefix("completion."), data)
     except ApiError as exc:
         yield sse("error", {"code": exc.code, "message": exc.message})
 
 
 @require_POST
-@staff_member_required
+@staff_endpoint
 def playground_prompt_publish(request: HttpRequest) -> JsonResponse:
     """Save the draft system prompt as the next version, which the bot uses from now on."""
     if not request.user.has_perm("inference.add_systemprompt"):

@@ -5,9 +5,9 @@ The turn goes through the same pipeline as a widget message (stored, answered by
 listens on the conversation's group and relays the reply, as JSON or as Server-Sent Events.
 """
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -139,13 +139,12 @@ class ChatTurn:
 async def _stream(turn: ChatTurn) -> AsyncIterator[bytes]:
     try:
         yield sse("start", {"session_id": turn.body.session_id, "conversation_id": str(turn.conversation.id)})
-        async for kind, data in turn.events():
-            yield b": keep-alive\n\n" if kind == "keepalive" else sse(kind, data)
+        async with aclosing(turn.events()) as events:
+            async for kind, data in events:
+                yield b": keep-alive\n\n" if kind == "keepalive" else sse(kind, data)
     except ApiError as exc:
         yield sse("error", {"error": {"code": exc.code, "message": exc.message, **exc.extra}})
-    except asyncio.CancelledError:  # the client went away; the reply is still stored for the session
-        raise
-    finally:
+    finally:  # also when the client went away: the reply is still generated and stored for the session
         await turn.close()
 
 
@@ -168,9 +167,10 @@ async def chat(request: HttpRequest, payload: ChatIn):
     if payload.stream:
         return StreamingHttpResponse(_stream(turn), content_type="text/event-stream", headers=SSE_HEADERS)
     try:
-        async for kind, data in turn.events():
-            if kind == "done":
-                return data
+        async with aclosing(turn.events()) as events:
+            async for kind, data in events:
+                if kind == "done":
+                    return data
         raise AssertionError("the turn ended without an outcome")
     finally:
         await turn.close()

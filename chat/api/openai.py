@@ -9,6 +9,7 @@ field `helpdesk.handoff`.
 import re
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -20,7 +21,13 @@ from chat.api.auth import chat_auth
 from chat.api.errors import ApiError
 from chat.api.relay import SSE_HEADERS, GroupSubscription, sse
 from chat.api.schemas import ChatCompletionIn, ErrorOut
-from chat.completions import CompletionJob, completion_enqueue, completion_group, completion_job_new
+from chat.completions import (
+    CompletionJob,
+    completion_cancel,
+    completion_enqueue,
+    completion_group,
+    completion_job_new,
+)
 from inference.engines import engine_names
 
 router = Router(tags=["openai-compatible"])
@@ -59,21 +66,25 @@ def _job(payload: ChatCompletionIn) -> CompletionJob:
 
 async def completion_events(job: CompletionJob) -> AsyncIterator[dict]:
     """The job's events (start, delta..., then done or error), from whichever worker runs it."""
+    finished = False
     async with GroupSubscription(completion_group(job.id)) as subscription:
         try:
             await database_sync_to_async(completion_enqueue)(job)
         except Exception as exc:  # broker down: kombu and redis raise assorted errors
             raise ApiError(503, "generation_unavailable", "The bot cannot answer right now.") from exc
-        started = False
-        while True:
-            wait = settings.INFERENCE_GENERATION_TIMEOUT if started else settings.INFERENCE_FIRST_TOKEN_TIMEOUT + 30
-            event = await subscription.receive(wait)
-            if event is None:
-                raise ApiError(503, "reply_timeout", "The bot did not answer in time.")
-            started = True
-            yield event
-            if event["type"] in ("completion.done", "completion.error"):
-                return
+        try:
+            started = False
+            while not finished:
+                wait = settings.INFERENCE_GENERATION_TIMEOUT if started else settings.INFERENCE_FIRST_TOKEN_TIMEOUT + 30
+                event = await subscription.receive(wait)
+                if event is None:
+                    raise ApiError(503, "reply_timeout", "The bot did not answer in time.")
+                started = True
+                finished = event["type"] in ("completion.done", "completion.error")
+                yield event
+        finally:
+            if not finished:  # the client left (or timed out): free the engine for others
+                completion_cancel(job.id)
 
 
 def _error(event: dict) -> ApiError:
@@ -127,10 +138,12 @@ async def chat_completions(request: HttpRequest, payload: ChatCompletionIn):
         return StreamingHttpResponse(
             _chunks(job, head, include_usage), content_type="text/event-stream", headers=SSE_HEADERS
         )
-    async for event in completion_events(job):
-        if event["type"] == "completion.error":
-            raise _error(event)
-        if event["type"] == "completion.done":
+    async with aclosing(completion_events(job)) as events:
+        async for event in events:
+            if event["type"] == "completion.error":
+                raise _error(event)
+            if event["type"] != "completion.done":
+                continue
             return {
                 **head,
                 "object": "chat.completion",
@@ -156,18 +169,21 @@ async def _chunks(job: CompletionJob, head: dict, include_usage: bool) -> AsyncI
 
     try:
         yield chunk({"role": "assistant", "content": ""})
-        async for event in completion_events(job):
-            kind = event["type"]
-            if kind == "completion.delta":
-                yield chunk({"content": event["text"]})
-            elif kind == "completion.error":
-                raise _error(event)
-            elif kind == "completion.done":
-                if event["handoff"] or event["stats"]["engine"] == "rules":
-                    yield chunk({"content": _content(event, job.language)})  # not streamed by the model
-                yield chunk({}, _finish_reason(event), helpdesk=_extra(event))
-                if include_usage:
-                    yield sse(None, {**head, "object": "chat.completion.chunk", "choices": [], "usage": _usage(event)})
+        async with aclosing(completion_events(job)) as events:
+            async for event in events:
+                kind = event["type"]
+                if kind == "completion.delta":
+                    yield chunk({"content": event["text"]})
+                elif kind == "completion.error":
+                    raise _error(event)
+                elif kind == "completion.done":
+                    if event["handoff"] or event["stats"]["engine"] == "rules":
+                        yield chunk({"content": _content(event, job.language)})  # not streamed by the model
+                    yield chunk({}, _finish_reason(event), helpdesk=_extra(event))
+                    if include_usage:
+                        yield sse(
+                            None, {**head, "object": "chat.completion.chunk", "choices": [], "usage": _usage(event)}
+                        )
     except ApiError as exc:
         # OpenAI's streaming error shape: the SDKs raise it as an APIError.
         yield sse(None, {"error": {"code": exc.code, "message": exc.message, "type": "server_error"}})

@@ -3,6 +3,7 @@
 The real model and real clients (httpx, the openai package) drive a live server in tests/test_api_live.py.
 """
 
+import asyncio
 import json
 
 import pytest
@@ -320,3 +321,28 @@ async def test_the_api_docs_and_spec_are_served_without_a_cdn():
     assert {"/api/v1/chat", "/v1/chat/completions", "/v1/models"} <= set(spec["paths"])
     docs = (await client.get("/api/docs")).content.decode()
     assert "swagger-ui-bundle.js" in docs and "cdn" not in docs.lower() and "https://" not in docs
+
+
+async def test_a_client_that_stops_reading_frees_the_engine_within_a_second(key, fake_engine, in_process_generation):
+    from chat.api.openai import _chunks, _job
+    from chat.api.schemas import ChatCompletionIn
+    from inference.engines import engine_get
+
+    produced = []
+
+    def pieces():
+        for i in range(300):
+            produced.append(i)
+            yield f" w{i}"
+
+    fake_engine.script = pieces()
+    engine_get().delay_s = 0.02  # 300 pieces: 6 s if nobody stops it
+    job = _job(ChatCompletionIn(model="default", messages=[{"role": "user", "content": "Tell me everything"}]))
+    stream = _chunks(job, {"id": "chatcmpl-test", "created": 0, "model": "default"}, False)
+    for _ in range(3):
+        await anext(stream)
+    await stream.aclose()  # what a disconnect does to the response's generator
+    await asyncio.sleep(2.0)
+    stopped_at = len(produced)
+    await asyncio.sleep(1.0)
+    assert len(produced) == stopped_at < 200  # stopped, well before the end
