@@ -55,7 +55,7 @@ def _outcome_body(session_id: str, conversation: Conversation, outcome: dict) ->
     return body
 
 
-class ChatTurn:
+class ApiTurn:
     """One customer turn through the API: post it, then follow the conversation's events until it is settled."""
 
     def __init__(self, key: ApiKey, body: ChatIn):
@@ -136,7 +136,7 @@ class ChatTurn:
         return await database_sync_to_async(selectors.turn_outcome)(customer_message_id=message_id)
 
 
-async def _stream(turn: ChatTurn) -> AsyncIterator[bytes]:
+async def _stream(turn: ApiTurn) -> AsyncIterator[bytes]:
     try:
         yield sse("start", {"session_id": turn.body.session_id, "conversation_id": str(turn.conversation.id)})
         async with aclosing(turn.events()) as events:
@@ -162,7 +162,7 @@ async def chat(request: HttpRequest, payload: ChatIn):
     then `done` (the same body as without streaming) or `error`. A conversation with the team (handed off) answers
     `"status": "handed_off"` and the customer's message waits for an agent.
     """
-    turn = ChatTurn(request.auth, payload)
+    turn = ApiTurn(request.auth, payload)
     await turn.open()
     if payload.stream:
         return StreamingHttpResponse(_stream(turn), content_type="text/event-stream", headers=SSE_HEADERS)

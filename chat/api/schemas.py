@@ -2,6 +2,8 @@
 
 from typing import Literal
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
 from ninja import Field, Schema
 from pydantic import field_validator
 
@@ -21,7 +23,17 @@ class ChatIn(Schema):
     language: str = Field("en", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="e.g. en, zh-CN.")
     region: str = Field("", max_length=64, description="Where the customer is; reaches the prompt.")
     customer_name: str = Field("", max_length=120)
-    customer_email: str = Field("", max_length=254)
+    customer_email: str = Field("", max_length=254, description="Where the team can answer after a handoff.")
+
+    @field_validator("customer_email")
+    @classmethod
+    def email_valid(cls, value: str) -> str:
+        if value:
+            try:
+                validate_email(value)
+            except DjangoValidationError as exc:
+                raise ValueError("not a valid email address") from exc
+        return value
 
 
 class Usage(Schema):
