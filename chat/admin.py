@@ -1,8 +1,10 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.templatetags.static import static
 from django.utils.html import format_html
 
-from chat.models import Conversation, Message, Rating, Site, SiteHours
+from chat.api.keys import api_key_create, api_key_revoke, scopes_clean
+from chat.models import ApiKey, Conversation, Message, Rating, Site, SiteHours
 
 
 class SiteHoursInline(admin.TabularInline):
@@ -66,3 +68,84 @@ class MessageAdmin(admin.ModelAdmin):
 class RatingAdmin(admin.ModelAdmin):
     list_display = ("conversation", "score", "created_at")
     list_filter = ("score",)
+
+
+class ApiKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=ApiKey.Scope.choices, widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = ApiKey
+        fields = ("name", "scopes", "rate_limit_per_minute")
+
+    def clean_scopes(self) -> list[str]:
+        try:
+            return scopes_clean(self.cleaned_data["scopes"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+
+class ApiKeyStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("revoked", "Revoked")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("active", "revoked"):
+            return queryset.filter(revoked_at__isnull=self.value() == "active")
+        return queryset
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are made by chat.api.keys.api_key_create: the secret is shown once, on the page after saving."""
+
+    form = ApiKeyForm
+    list_display = ("name", "key", "scope_list", "created_by", "created_at", "last_used_at", "active")
+    list_filter = (ApiKeyStatusFilter,)
+    list_select_related = ("created_by",)
+    search_fields = ("name", "prefix")
+    readonly_fields = ("key", "created_by", "created_at", "last_used_at", "revoked_at")
+    actions = ["revoke"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("name", "scopes", "rate_limit_per_minute")
+        return ("name", "key", "scopes", "rate_limit_per_minute", *self.readonly_fields[1:])
+
+    @admin.display(description="Key")
+    def key(self, key: ApiKey) -> str:
+        return f"hd_{key.prefix}_…"
+
+    @admin.display(description="Scopes")
+    def scope_list(self, key: ApiKey) -> str:
+        return ", ".join(key.scopes)
+
+    @admin.display(description="Active", boolean=True, ordering="revoked_at")
+    def active(self, key: ApiKey) -> bool:
+        return key.is_active
+
+    def save_model(self, request, obj: ApiKey, form, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        created, raw = api_key_create(
+            name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scopes"],
+            created_by=request.user,
+            rate_limit_per_minute=form.cleaned_data["rate_limit_per_minute"],
+        )
+        # The admin goes on with `obj` (the log entry, the redirect): make it the key that was created.
+        obj.__dict__.update({k: v for k, v in created.__dict__.items() if k != "_state"})
+        obj._state.adding = False
+        messages.warning(
+            request,
+            format_html("The new API key is <code>{}</code>. Copy it now: it will not be shown again.", raw),
+        )
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request, queryset) -> None:
+        for key in queryset:
+            api_key_revoke(key_id=key.pk)
+        messages.success(request, f"Revoked {queryset.count()} API key(s); they stop working at once.")

@@ -9,7 +9,11 @@ from ninja import NinjaAPI
 
 from chat.api.chat import router as chat_router
 from chat.api.errors import exception_handlers_install
+from chat.api.keys_router import router as keys_router
 from chat.api.openai import router as openai_router
+from chat.api.read import router as read_router
+from helpdesk.api_export import router as export_router
+from helpdesk.api_tickets import router as tickets_router
 
 api = NinjaAPI(
     title=f"{settings.COMPANY_NAME} helpdesk API",
@@ -26,3 +30,7 @@ api = NinjaAPI(
 exception_handlers_install(api)
 api.add_router("api/v1/", chat_router)
 api.add_router("v1/", openai_router)
+api.add_router("api/v1/", read_router)
+api.add_router("api/v1/", keys_router)
+api.add_router("api/v1/", tickets_router)
+api.add_router("api/v1/", export_router)

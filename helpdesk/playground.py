@@ -16,12 +16,13 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
-from ninja import Field, Schema
+from ninja import Field
 from pydantic import ValidationError as SchemaError
 
 from chat.api.errors import ApiError
 from chat.api.openai import completion_events
 from chat.api.relay import SSE_HEADERS, sse
+from chat.api.schemas import RequestBody
 from chat.completions import completion_job_new
 from chat.views import json_error
 from inference import selectors as bot_config
@@ -31,19 +32,19 @@ from inference.params import BOUNDS
 from inference.prompt import PROMPT_VARIABLES, PromptError, prompt_variables_check
 
 
-class PlaygroundTurn(Schema):
+class PlaygroundTurn(RequestBody):
     role: str = Field(..., pattern="^(user|assistant)$")
     content: str = Field(..., min_length=1, max_length=100_000)
 
 
-class PlaygroundParams(Schema):
+class PlaygroundParams(RequestBody):
     temperature: float = Field(..., ge=0, le=2)
     top_p: float = Field(..., gt=0, le=1)
     max_tokens: int = Field(..., ge=1, le=100_000)
     frequency_penalty: float = Field(..., ge=-2, le=2)
 
 
-class PlaygroundIn(Schema):
+class PlaygroundIn(RequestBody):
     messages: list[PlaygroundTurn] = Field(..., min_length=1, max_length=200)
     engine: str = DEFAULT_ENGINE
     system_prompt: str | None = Field(None, max_length=20_000, description="A draft to try; None: the active one.")

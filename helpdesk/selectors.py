@@ -1,10 +1,14 @@
 """Reads of the staff side."""
 
-from django.db.models import Q
+import datetime
+
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from chat.api import selectors as chat_api_selectors
 from chat.models import Conversation, Message
 from chat.serializers import staff_message_to_dict
+from helpdesk.models import Ticket
 
 
 def queue_for_agent(*, agent) -> list[dict]:
@@ -87,3 +91,57 @@ def agents_for_transfer(*, exclude) -> list[str]:
     users = get_user_model().objects.filter(is_active=True).exclude(pk=exclude.pk)
     users = users.filter(Q(user_permissions=permission) | Q(groups__permissions=permission) | Q(is_superuser=True))
     return sorted({u.get_username() for u in users})
+
+
+def tickets_filter(
+    *,
+    status: str | None = None,
+    priority: int | None = None,
+    assignee: str | None = None,
+    tag: str | None = None,
+    created_after: datetime.datetime | None = None,
+    created_before: datetime.datetime | None = None,
+) -> QuerySet[Ticket]:
+    """Tickets matching every filter given, newest first. `assignee` is a username, `tag` one of the tags."""
+    rows = Ticket.objects.select_related("assignee")
+    if status:
+        rows = rows.filter(status=status)
+    if priority is not None:
+        rows = rows.filter(priority=priority)
+    if assignee:
+        rows = rows.filter(assignee__username=assignee)
+    if tag is not None:
+        rows = rows.filter(tags__iregex=_tag_regex(tag)) if tag.strip() else rows.none()
+    if created_after:
+        rows = rows.filter(created_at__gte=created_after)
+    if created_before:
+        rows = rows.filter(created_at__lt=created_before)
+    return rows.order_by("-created_at", "-id")
+
+
+def _tag_regex(tag: str) -> str:
+    # Tags are stored comma-separated ("billing, vip"): match one whole tag, spaces around it ignored. Every
+    # character that is not a letter or digit is escaped, which means itself in PostgreSQL's and Python's regexes.
+    literal = "".join(c if c.isalnum() else "\\" + c for c in tag.strip())
+    return rf"(^|,)\s*{literal}\s*(,|$)"
+
+
+def ticket_find(*, ticket_id: int) -> Ticket | None:
+    """The ticket, or None."""
+    return Ticket.objects.select_related("assignee").filter(pk=ticket_id).first()
+
+
+def conversation_export(*, conversation_id: str, with_notes: bool) -> dict | None:
+    """A conversation as one document: itself, every message (notes only `with_notes`) and its ticket; None if
+    there is no such conversation."""
+    conversation = chat_api_selectors.conversation_find(conversation_id=conversation_id)
+    if conversation is None:
+        return None
+    messages = chat_api_selectors.messages_filter(conversation=conversation, with_notes=with_notes)
+    ticket = Ticket.objects.select_related("assignee").filter(conversation=conversation).first()
+    return {
+        "exported_at": timezone.now(),
+        "conversation": conversation,
+        "messages": list(messages),
+        "ticket": ticket,
+    }

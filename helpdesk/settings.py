@@ -230,6 +230,8 @@ WEBHOOK_BACKOFF_BASE = env.float("WEBHOOK_BACKOFF_BASE", default=10.0)
 WEBHOOK_BACKOFF_MAX = env.float("WEBHOOK_BACKOFF_MAX", default=3600.0)
 
 LOGIN_URL = "/accounts/login/"
+# Flash messages server-side: a new API key is shown once through one, and must not travel in a cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 LOGIN_REDIRECT_URL = "/console/"
 
 # --- Metrics --------------------------------------------------------------------------------------

@@ -114,7 +114,12 @@ def _extra(done: dict) -> dict:
     return {"handoff": done["handoff"], **{k: stats[k] for k in ("engine", "ttft_ms", "tokens_per_s")}}
 
 
-@router.get("/models", auth=chat_auth, summary="The models (engines) the bot can answer with")
+@router.get(
+    "/models",
+    auth=chat_auth,
+    response={200: dict, 401: ErrorOut, 403: ErrorOut, 429: ErrorOut},
+    summary="The models (engines) the bot can answer with",
+)
 def models(request: HttpRequest):
     return {
         "object": "list",

@@ -1,39 +1,56 @@
 """Request and response shapes of the bot endpoints (pydantic, through django-ninja)."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import validate_email
+from django.conf import settings
 from ninja import Field, Schema
-from pydantic import field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StrictBool, field_validator
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9._:@\-]{1,128}$"
 
 
-class ChatIn(Schema):
+def _whole(value):
+    # JSON Schema counts 2.0 as an integer; strict pydantic would not.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole)]
+
+
+class RequestBody(BaseModel):
+    """A JSON request body, read strictly: `"stream": 0` or `"max_tokens": "5"` is an error, not a guess.
+
+    A pydantic model rather than ninja's Schema, whose attribute-reading validator would turn any value (a list
+    where an object belongs) into a default object.
+    """
+
+    model_config = ConfigDict(strict=True)
+
+
+class ChatIn(RequestBody):
     """One customer turn. The same `session_id` continues the same conversation."""
 
     session_id: str = Field(..., pattern=SESSION_ID_PATTERN, description="Your id for the customer's session.")
-    user_input: str = Field(..., min_length=1, max_length=100_000, description="The customer's message.")
-    max_tokens: int = Field(512, ge=1, le=100_000, description="Longest reply in tokens (clamped by the server).")
+    user_input: str = Field(
+        ...,
+        min_length=1,
+        max_length=settings.CHAT_MAX_MESSAGE_CHARS,
+        pattern=r"\S",
+        description="The customer's message (not only spaces).",
+    )
+    max_tokens: WholeNumber = Field(
+        512, ge=1, le=100_000, description="Longest reply in tokens (clamped by the server)."
+    )
     temperature: float = Field(0.7, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
-    stream: bool = Field(False, description="Answer with Server-Sent Events: `delta` events, then `done`.")
+    stream: StrictBool = Field(False, description="Answer with Server-Sent Events: `delta` events, then `done`.")
     language: str = Field("en", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="e.g. en, zh-CN.")
     region: str = Field("", max_length=64, description="Where the customer is; reaches the prompt.")
     customer_name: str = Field("", max_length=120)
-    customer_email: str = Field("", max_length=254, description="Where the team can answer after a handoff.")
-
-    @field_validator("customer_email")
-    @classmethod
-    def email_valid(cls, value: str) -> str:
-        if value:
-            try:
-                validate_email(value)
-            except DjangoValidationError as exc:
-                raise ValueError("not a valid email address") from exc
-        return value
+    customer_email: str = Field(
+        "", max_length=254, pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$", description="Where the team can answer later."
+    )
 
 
 class Usage(Schema):
@@ -68,12 +85,12 @@ class ErrorOut(Schema):
     error: ErrorDetail
 
 
-class ContentPart(Schema):
+class ContentPart(RequestBody):
     type: Literal["text"]
     text: str = Field(..., max_length=100_000)
 
 
-class ChatCompletionMessage(Schema):
+class ChatCompletionMessage(RequestBody):
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[ContentPart] = Field(..., description="Text, or a list of text parts.")
     name: str | None = Field(None, max_length=64)
@@ -92,21 +109,23 @@ class ChatCompletionMessage(Schema):
         return "".join(part.text for part in self.content)
 
 
-class StreamOptions(Schema):
+class StreamOptions(RequestBody):
     include_usage: bool = False
 
 
-class ChatCompletionIn(Schema):
+class ChatCompletionIn(RequestBody):
     """The OpenAI Chat Completions request; fields the helpdesk does not support are refused, not ignored."""
 
-    model: str = Field(..., min_length=1, max_length=128, description="An id from GET /v1/models.")
+    model: str = Field(
+        ..., min_length=1, max_length=128, description="An id from GET /v1/models.", examples=["default"]
+    )
     messages: list[ChatCompletionMessage] = Field(..., min_length=1, max_length=500)
-    max_tokens: int | None = Field(None, ge=1, le=100_000)
-    max_completion_tokens: int | None = Field(None, ge=1, le=100_000)
+    max_tokens: WholeNumber | None = Field(None, ge=1, le=100_000)
+    max_completion_tokens: WholeNumber | None = Field(None, ge=1, le=100_000)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
-    n: int = Field(1, ge=1, le=1, description="Only 1 is supported.")
-    stream: bool = False
+    n: WholeNumber = Field(1, ge=1, le=1, description="Only 1 is supported.")
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
     user: str | None = Field(None, max_length=256)

@@ -226,9 +226,11 @@ async def test_over_the_per_address_limit_even_bad_keys_get_429(settings):
         ({"session_id": "no spaces allowed", "user_input": "hi"}, 400, "invalid_request"),
         ({"session_id": "ok", "user_input": "hi", "temperature": 9}, 400, "invalid_request"),
         ({"session_id": "ok", "user_input": "hi", "max_tokens": "many"}, 400, "invalid_request"),
-        ({"session_id": "ok", "user_input": "   "}, 400, "empty_message"),
+        ({"session_id": "ok", "user_input": "   "}, 400, "invalid_request"),
         ({"session_id": "ok", "user_input": "hi", "customer_email": "not-an-email"}, 400, "invalid_request"),
-        ({"session_id": "ok", "user_input": "x" * 5000}, 413, "message_too_long"),
+        ({"session_id": "ok", "user_input": "x" * 4001}, 400, "invalid_request"),
+        ({"session_id": "ok", "user_input": "hi", "stream": 0}, 400, "invalid_request"),
+        ({"session_id": "ok", "user_input": "hi", "max_tokens": "5"}, 400, "invalid_request"),
         ([1, 2], 400, "invalid_request"),
     ],
 )

@@ -1,0 +1,75 @@
+"""Read access for integrations: conversations, their messages and the customers' ratings (scope `read`).
+
+Lists are paginated (`?page=&page_size=`) and filtered by query parameters; newest first. Private notes of the
+staff are only shown to keys with the `admin` scope.
+"""
+
+from django.http import HttpRequest
+from ninja import Query, Router
+
+from chat.api import selectors
+from chat.api.auth import read_auth
+from chat.api.errors import ApiError
+from chat.api.pagination import PageIn, paginate
+from chat.api.read_schemas import (
+    ConversationFilters,
+    ConversationOut,
+    ConversationPage,
+    MessageFilters,
+    MessagePage,
+    RatingFilters,
+    RatingPage,
+)
+from chat.api.schemas import ErrorOut
+from chat.models import ApiKey, Conversation
+
+router = Router(auth=read_auth, tags=["conversations"])
+
+ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 429: ErrorOut}
+ERRORS_404 = {**ERRORS, 404: ErrorOut}
+
+
+def conversation_or_404(conversation_id: str) -> Conversation:
+    """The conversation, or the API's 404 (also for an id that is not a UUID)."""
+    conversation = selectors.conversation_find(conversation_id=conversation_id)
+    if conversation is None:
+        raise ApiError(404, "not_found", "There is no conversation with this id.")
+    return conversation
+
+
+def sees_notes(request: HttpRequest) -> bool:
+    """Private notes are the staff's: only keys with the admin scope read them."""
+    return request.auth.allows(ApiKey.Scope.ADMIN)
+
+
+@router.get("/conversations", response={200: ConversationPage, **ERRORS}, summary="List conversations")
+def conversations_list(request: HttpRequest, filters: Query[ConversationFilters], paging: Query[PageIn]):
+    """Conversations matching every filter given, newest first."""
+    return paginate(request, selectors.conversations_filter(**filters.dict()), paging)
+
+
+@router.get("/conversations/{conversation_id}", response={200: ConversationOut, **ERRORS_404}, summary="A conversation")
+def conversation_detail(request: HttpRequest, conversation_id: str):
+    return conversation_or_404(conversation_id)
+
+
+@router.get(
+    "/conversations/{conversation_id}/messages",
+    response={200: MessagePage, **ERRORS_404},
+    summary="A conversation's messages",
+)
+def conversation_messages(
+    request: HttpRequest, conversation_id: str, filters: Query[MessageFilters], paging: Query[PageIn]
+):
+    """Oldest first. Bot messages carry how they were generated (`stats`); notes need the admin scope."""
+    conversation = conversation_or_404(conversation_id)
+    rows = selectors.messages_filter(
+        conversation=conversation, after_seq=filters.after_seq, with_notes=sees_notes(request)
+    )
+    return paginate(request, rows, paging)
+
+
+@router.get("/ratings", response={200: RatingPage, **ERRORS}, tags=["ratings"], summary="List ratings")
+def ratings_list(request: HttpRequest, filters: Query[RatingFilters], paging: Query[PageIn]):
+    """The customers' satisfaction ratings (1-5), newest first, with the conversation and its agent."""
+    return paginate(request, selectors.ratings_filter(**filters.dict()), paging)

@@ -1,0 +1,94 @@
+"""Reads behind the REST API's read endpoints: filtered, ordered querysets with what their serializers touch."""
+
+import datetime
+import uuid
+
+from django.db.models import Q, QuerySet
+
+from chat.models import ApiKey, Conversation, Message, Rating
+
+
+def conversations_filter(
+    *,
+    status: str | None = None,
+    channel: str | None = None,
+    site: str | None = None,
+    session_id: str | None = None,
+    created_after: datetime.datetime | None = None,
+    created_before: datetime.datetime | None = None,
+    assignee: str | None = None,
+    rated: bool | None = None,
+) -> QuerySet[Conversation]:
+    """Conversations matching every filter given, newest first. `site` is a site key, `assignee` a username."""
+    rows = Conversation.objects.select_related("site", "api_key", "assignee", "rating")
+    if status:
+        rows = rows.filter(status=status)
+    if channel:
+        # As Conversation.channel: an API conversation whose key was deleted still has its session id.
+        through_api = Q(api_key__isnull=False) | ~Q(session_id="")
+        rows = rows.filter(through_api) if channel == "api" else rows.exclude(through_api)
+    if site:
+        rows = rows.filter(site__key=site)
+    if session_id:
+        rows = rows.filter(session_id=session_id)
+    if created_after:
+        rows = rows.filter(created_at__gte=created_after)
+    if created_before:
+        rows = rows.filter(created_at__lt=created_before)
+    if assignee:
+        rows = rows.filter(assignee__username=assignee)
+    if rated is not None:
+        rows = rows.filter(rating__isnull=not rated)
+    return rows.order_by("-created_at", "-id")
+
+
+def conversation_find(*, conversation_id: str) -> Conversation | None:
+    """The conversation with this id, or None for an unknown id or one that is not a UUID."""
+    try:
+        pk = uuid.UUID(conversation_id)
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return Conversation.objects.select_related("site", "api_key", "assignee", "rating").filter(pk=pk).first()
+
+
+def messages_filter(*, conversation: Conversation, after_seq: int = 0, with_notes: bool) -> QuerySet[Message]:
+    """The conversation's messages after `after_seq`, oldest first; private notes only `with_notes`."""
+    rows = Message.objects.filter(conversation=conversation, seq__gt=after_seq).select_related("author")
+    if not with_notes:
+        rows = rows.exclude(role=Message.Role.NOTE)
+    return rows.order_by("seq")
+
+
+def ratings_filter(
+    *,
+    score: int | None = None,
+    min_score: int | None = None,
+    max_score: int | None = None,
+    created_after: datetime.datetime | None = None,
+    created_before: datetime.datetime | None = None,
+    site: str | None = None,
+) -> QuerySet[Rating]:
+    """Ratings matching every filter given, newest first."""
+    rows = Rating.objects.select_related("conversation__assignee", "conversation__site")
+    if score is not None:
+        rows = rows.filter(score=score)
+    if min_score is not None:
+        rows = rows.filter(score__gte=min_score)
+    if max_score is not None:
+        rows = rows.filter(score__lte=max_score)
+    if created_after:
+        rows = rows.filter(created_at__gte=created_after)
+    if created_before:
+        rows = rows.filter(created_at__lt=created_before)
+    if site:
+        rows = rows.filter(conversation__site__key=site)
+    return rows.order_by("-created_at", "-id")
+
+
+def api_keys_all() -> QuerySet[ApiKey]:
+    """Every API key, revoked ones included, newest first."""
+    return ApiKey.objects.select_related("created_by").order_by("-created_at", "-id")
+
+
+def api_key_find(*, prefix: str) -> ApiKey | None:
+    return ApiKey.objects.filter(prefix=prefix).first()

@@ -1,0 +1,112 @@
+"""A property-based run of schemathesis against /api/openapi.json on the production shape.
+
+Every operation of the spec is exercised, the bot endpoints too (they answer with the real model through a Celery
+worker), with a key holding every scope so requests get past authentication. All of schemathesis's default checks
+apply: no 5xx, answers (errors included) match the documented status codes, content types and schemas, valid
+requests are accepted, invalid ones refused, and requests without the key refused. Its examples, coverage and
+fuzzing phases run; the run is seeded and derandomized so it repeats, with few examples per operation because each
+bot request generates.
+"""
+
+import pytest
+import schemathesis
+from django.contrib.auth import get_user_model
+from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+from chat.api.keys import api_key_create
+from chat.models import Conversation, Message, Rating, Site
+from helpdesk.models import Ticket
+from tests import stack
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+MAX_EXAMPLES = 30
+SEED = 20260601
+
+
+@pytest.fixture(scope="module")
+def api_server(production_env, logs_dir):
+    """daphne and a Celery worker in the production shape, on a queue of their own, with two changes for a fuzzer.
+
+    A per-IP limit that requests from one address cannot reach (the per-key limit is raised on the fuzzer's key;
+    both limits are tested in chat/tests), and replies held to 16 tokens: a request may ask for up to 1024, and
+    hundreds of them would take the real model an hour.
+    """
+    env = {
+        **production_env,
+        "CELERY_QUEUE": production_env["CELERY_QUEUE"] + "-schemathesis",
+        "API_RATE_LIMIT_PER_IP": "1000000",
+        "INFERENCE_MAX_TOKENS_LIMIT": "16",
+    }
+    worker = stack.start_worker(env, logs_dir, name="celery-schemathesis")
+    web, base_url = stack.start_web(env, logs_dir, name="daphne-schemathesis")
+    yield base_url
+    web.stop()
+    worker.stop()
+
+
+@pytest.fixture
+def fuzzer_data(transactional_db) -> dict:
+    """A key with every scope, and data so that lists, details and the export answer with items to check."""
+    agent = get_user_model().objects.create_user("ana", password="x")
+    site = Site.objects.create(name="Shop")
+    conversation = Conversation.objects.create(site=site, assignee=agent, status="resolved", last_seq=3)
+    Message.objects.create(conversation=conversation, seq=1, role="customer", content="Where is my parcel?")
+    Message.objects.create(
+        conversation=conversation, seq=2, role="bot", content="Let me check.", engine="llamacpp", ttft_ms=80
+    )
+    Message.objects.create(conversation=conversation, seq=3, role="note", content="courier issue", author=agent)
+    Rating.objects.create(conversation=conversation, score=4, comment="ok")
+    ticket = Ticket.objects.create(subject="Parcel", conversation=conversation, assignee=agent, tags="shipping, vip")
+    _key, raw = api_key_create(name="schemathesis", scopes=["chat", "read", "admin"], rate_limit_per_minute=1_000_000)
+    return {"key": raw, "conversation_id": str(conversation.id), "ticket_id": ticket.pk}
+
+
+@pytest.fixture
+def api_schema(api_server, fuzzer_data):
+    def sometimes(dictionary: str) -> dict:
+        # Half the generated values are ones that exist, so not every request ends in a 404.
+        return {"dictionary": dictionary, "probability": 0.5}
+
+    config = schemathesis.Config.from_dict(
+        {
+            "seed": SEED,
+            "headers": {"Authorization": f"Bearer {fuzzer_data['key']}"},
+            "request-timeout": 120,
+            "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True},
+            "dictionaries": {
+                "models": {"values": ["default"]},
+                "conversations": {"values": [fuzzer_data["conversation_id"]]},
+                "tickets": {"values": [fuzzer_data["ticket_id"]]},
+            },
+            "parameters": {
+                "body.model": sometimes("models"),
+                "path.conversation_id": sometimes("conversations"),
+                "path.ticket_id": sometimes("tickets"),
+            },
+        }
+    )
+    return schemathesis.openapi.from_url(f"{api_server}/api/openapi.json", config=config)
+
+
+@pytest.fixture(autouse=True)
+def node_id_for_schemathesis(request):
+    # schemathesis 4.32's lazy loader renames the test per operation through `node._nodeid`, which pytest 9 no
+    # longer has (it keeps `_id`); a plain attribute is enough, it only serves the subtests' names.
+    if not hasattr(request.node, "_nodeid"):
+        request.node._nodeid = request.node.nodeid
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_request_makes_the_server_fail_and_every_answer_matches_the_spec(case):
+    excluded = []
+    if case.operation.path == "/v1/chat/completions":
+        # A schema cannot say that the last message must be the customer's: such requests are refused with 400
+        # although they match the schema. Every other check, "no 5xx" first, still applies to this operation.
+        excluded.append(positive_data_acceptance)
+    case.call_and_validate(excluded_checks=excluded)
