@@ -10,7 +10,7 @@ from chat.models import Conversation
 from chat.reply import LANGUAGE_NAMES, MODEL_ROLES
 from inference.deferral import HANDOFF_SIGNAL
 from inference.engines import EngineError, engine_get
-from inference.generation import Generation
+from inference.generation import generation_with_deadlines
 from inference.prompt import SUGGEST_PROMPT, SUMMARY_PROMPT, context_fit, system_prompt_render, transcript
 from inference.types import ChatTurn, SamplingParams
 
@@ -25,13 +25,7 @@ def _history(conversation: Conversation) -> list[ChatTurn]:
 def _complete(turns: list[ChatTurn], max_tokens: int) -> str:
     engine = engine_get()
     params = SamplingParams(max_tokens=max_tokens, temperature=0.3, top_p=0.9, frequency_penalty=0.3)
-    generation = Generation(
-        engine,
-        turns,
-        params,
-        timeout_s=settings.INFERENCE_GENERATION_TIMEOUT,
-        first_token_timeout_s=settings.INFERENCE_FIRST_TOKEN_TIMEOUT,
-    )
+    generation = generation_with_deadlines(engine, turns, params, settings)
     return "".join(generation).replace(HANDOFF_SIGNAL, "").strip()
 
 

@@ -26,7 +26,7 @@ from inference import selectors as bot_config
 from inference.deferral import DeferralFilter
 from inference.engines import DEFAULT_ENGINE, EngineError, engine_get
 from inference.fallback import rule_answer
-from inference.generation import Generation
+from inference.generation import generation_with_deadlines
 from inference.params import sampling_params_build
 from inference.prompt import PromptError, context_fit
 from inference.text import FullwidthPunctuation
@@ -99,13 +99,7 @@ def completion_generate(job: CompletionJob) -> None:
         system_prompt = bot_system_prompt(language=job.language, region=job.region, template=job.system_prompt)
         turns = context_fit(engine, system_prompt, history, reserve_tokens=params.max_tokens)
         send("start", engine=job.engine or DEFAULT_ENGINE, model=engine.model_name, params=dataclasses.asdict(params))
-        generation = Generation(
-            engine,
-            turns,
-            params,
-            timeout_s=settings.INFERENCE_GENERATION_TIMEOUT,
-            first_token_timeout_s=settings.INFERENCE_FIRST_TOKEN_TIMEOUT,
-        )
+        generation = generation_with_deadlines(engine, turns, params, settings)
         deferral = DeferralFilter()
         punctuation = FullwidthPunctuation() if job.language.split("-")[0].lower() == "zh" else None
         text = stream_publish(

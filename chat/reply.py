@@ -13,7 +13,7 @@ from inference import selectors as bot_config
 from inference.deferral import DeferralFilter
 from inference.engines import EngineError, engine_get
 from inference.fallback import rule_answer
-from inference.generation import Generation
+from inference.generation import generation_with_deadlines
 from inference.params import sampling_params_build
 from inference.prompt import context_fit, system_prompt_render
 from inference.text import FullwidthPunctuation
@@ -70,13 +70,7 @@ def reply_generate(*, customer_message_id: int, overrides: dict | None = None) -
     try:
         engine = engine_get()
         params = sampling_params_build(settings, overrides)
-        generation = Generation(
-            engine,
-            _prompt_turns(engine, reply, params),
-            params,
-            timeout_s=settings.INFERENCE_GENERATION_TIMEOUT,
-            first_token_timeout_s=settings.INFERENCE_FIRST_TOKEN_TIMEOUT,
-        )
+        generation = generation_with_deadlines(engine, _prompt_turns(engine, reply, params), params, settings)
         text = stream_publish(
             generation,
             publish=lambda text: services.reply_delta_publish(reply=reply, text=text),

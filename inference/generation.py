@@ -103,3 +103,16 @@ class Generation:
             self.stats.duration_s = time.monotonic() - started
         if self.stats.finish_reason is None:
             raise EngineError("the engine stream ended without a finish")
+
+
+def generation_with_deadlines(
+    engine: Engine, turns: Sequence[ChatTurn], params: SamplingParams, settings
+) -> Generation:
+    """A Generation with the deployment's deadlines: INFERENCE_GENERATION_TIMEOUT and INFERENCE_FIRST_TOKEN_TIMEOUT."""
+    return Generation(
+        engine,
+        turns,
+        params,
+        timeout_s=settings.INFERENCE_GENERATION_TIMEOUT,
+        first_token_timeout_s=settings.INFERENCE_FIRST_TOKEN_TIMEOUT,
+    )
