@@ -128,10 +128,11 @@ class LlamaCppEngine(Engine):
 
         llama = self._borrow()
         finish_reason = None
+        max_tokens = min(params.max_tokens, room)
         try:
             chunks = llama.create_completion(
                 prompt_tokens,
-                max_tokens=min(params.max_tokens, room),
+                max_tokens=max_tokens,
                 temperature=params.temperature,
                 top_p=params.top_p,
                 frequency_penalty=params.frequency_penalty,
@@ -150,8 +151,12 @@ class LlamaCppEngine(Engine):
             raise EngineError(f"llama.cpp failed: {exc}") from exc
         finally:
             self._instances.put(llama)
+        # The callback's last call can see one token more than was sampled (a reply cut inside a multi-byte
+        # character, seen with Chinese): never report more than the limit allowed.
         yield Delta(
-            finish_reason=finish_reason or "stop", prompt_tokens=len(prompt_tokens), completion_tokens=generated
+            finish_reason=finish_reason or "stop",
+            prompt_tokens=len(prompt_tokens),
+            completion_tokens=min(generated, max_tokens),
         )
 
     def health(self) -> Health:

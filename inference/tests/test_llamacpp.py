@@ -9,6 +9,7 @@ from inference.engines.base import EngineError
 from inference.engines.llamacpp import LlamaCppEngine
 from inference.generation import Generation
 from inference.model_files import bundled_model_path
+from inference.prompt import DEFAULT_SYSTEM_PROMPT, system_prompt_render
 from inference.types import ChatTurn, SamplingParams
 
 pytestmark = pytest.mark.slow
@@ -42,6 +43,19 @@ def test_streams_many_deltas_with_exact_token_counts(engine):
     assert 5 <= final.completion_tokens <= 40
     if final.finish_reason == "length":
         assert final.completion_tokens == 40
+
+
+@pytest.mark.parametrize("max_tokens", [11, 14, 17, 23])
+def test_a_chinese_reply_cut_at_the_limit_counts_exactly_the_limit(engine, max_tokens):
+    # With these limits the reply is cut inside multi-byte characters, where llama.cpp's callback sees extra tokens.
+    system = system_prompt_render(
+        DEFAULT_SYSTEM_PROMPT, {"company_name": "Example Inc.", "user_region": "", "language": "Chinese (简体中文)"}
+    )
+    turns = [ChatTurn("system", system), ChatTurn("user", "你好,我的包裹还没到,怎么办?")]
+    final = list(engine.stream(turns, SamplingParams(max_tokens=max_tokens, temperature=0.0)))[-1]
+    assert final.completion_tokens <= max_tokens
+    if final.finish_reason == "length":
+        assert final.completion_tokens == max_tokens
 
 
 def test_greedy_decoding_is_deterministic(engine):
