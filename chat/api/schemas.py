@@ -114,7 +114,7 @@ class StreamOptions(RequestBody):
 
 
 class ChatCompletionIn(RequestBody):
-    """The OpenAI Chat Completions request; fields the helpdesk does not support are refused, not ignored."""
+    """The OpenAI Chat Completions request. Fields it does not use (stop, seed, tools, logprobs...) are ignored."""
 
     model: str = Field(
         ..., min_length=1, max_length=128, description="An id from GET /v1/models.", examples=["default"]
