@@ -20,8 +20,7 @@ from ninja import Field
 from pydantic import ValidationError as SchemaError
 
 from chat.api.errors import ApiError
-from chat.api.openai import completion_events
-from chat.api.relay import SSE_HEADERS, sse
+from chat.api.relay import SSE_HEADERS, completion_events, sse
 from chat.api.schemas import RequestBody
 from chat.completions import completion_job_new
 from chat.views import json_error

@@ -27,7 +27,13 @@ router = Router(tags=["bot"])
 # Seconds without news before the database is asked how the turn stands, and between SSE keep-alive comments.
 POLL_S = 2.0
 KEEPALIVE_S = 15.0
+SAMPLING_FIELDS = {"max_tokens", "temperature", "top_p", "frequency_penalty"}
 ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 409: ErrorOut, 413: ErrorOut, 429: ErrorOut, 503: ErrorOut}
+
+
+def _turn_limit_s() -> float:
+    """The longest a turn can take: the wait for a first token, the generation, and queueing to spare."""
+    return settings.INFERENCE_FIRST_TOKEN_TIMEOUT + settings.INFERENCE_GENERATION_TIMEOUT + 60
 
 
 def _outcome_body(session_id: str, conversation: Conversation, outcome: dict) -> dict:
@@ -75,8 +81,7 @@ class ApiTurn:
             customer_email=body.customer_email,
         )
         self.lock_key = f"api:session:{self.conversation.id}"
-        hold_s = int(settings.INFERENCE_GENERATION_TIMEOUT + settings.INFERENCE_FIRST_TOKEN_TIMEOUT + 60)
-        if not await database_sync_to_async(cache.add)(self.lock_key, 1, hold_s):
+        if not await database_sync_to_async(cache.add)(self.lock_key, 1, int(_turn_limit_s())):
             raise ApiError(409, "session_busy", "This session is still waiting for a reply; send one turn at a time.")
 
     async def close(self) -> None:
@@ -87,10 +92,7 @@ class ApiTurn:
     async def events(self) -> AsyncIterator[tuple[str, dict]]:
         """("delta", {"text"}) while the bot streams, then ("done", ChatOut); ApiError if the turn is refused."""
         body, conversation = self.body, self.conversation
-        overrides = {"max_tokens": body.max_tokens, "temperature": body.temperature}
-        overrides.update(
-            {k: v for k, v in (("top_p", body.top_p), ("frequency_penalty", body.frequency_penalty)) if v is not None}
-        )
+        overrides = body.model_dump(include=SAMPLING_FIELDS, exclude_none=True)
         async with GroupSubscription(conversation.group_name) as subscription:
             try:
                 message, _created = await database_sync_to_async(services.message_post_customer)(
@@ -102,9 +104,7 @@ class ApiTurn:
                 raise ApiError(status, exc.code, str(exc), **extra) from exc
             outcome = await self._outcome(message.id)
             reply_seq = None
-            deadline = (
-                time.monotonic() + settings.INFERENCE_GENERATION_TIMEOUT + settings.INFERENCE_FIRST_TOKEN_TIMEOUT + 60
-            )
+            deadline = time.monotonic() + _turn_limit_s()
             quiet_since = time.monotonic()
             while outcome is None:
                 event = await subscription.receive(POLL_S)

@@ -11,7 +11,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Router
@@ -19,15 +18,9 @@ from ninja import Router
 from chat import strings
 from chat.api.auth import chat_auth
 from chat.api.errors import ApiError
-from chat.api.relay import SSE_HEADERS, GroupSubscription, sse
+from chat.api.relay import SSE_HEADERS, completion_events, sse
 from chat.api.schemas import ChatCompletionIn, ErrorOut
-from chat.completions import (
-    CompletionJob,
-    completion_cancel,
-    completion_enqueue,
-    completion_group,
-    completion_job_new,
-)
+from chat.completions import CompletionJob, completion_job_new
 from inference.engines import engine_names
 
 router = Router(tags=["openai-compatible"])
@@ -62,29 +55,6 @@ def _job(payload: ChatCompletionIn) -> CompletionJob:
         engine=payload.model,
         language=language_guess(turns[-1][1]),
     )
-
-
-async def completion_events(job: CompletionJob) -> AsyncIterator[dict]:
-    """The job's events (start, delta..., then done or error), from whichever worker runs it."""
-    finished = False
-    async with GroupSubscription(completion_group(job.id)) as subscription:
-        try:
-            await database_sync_to_async(completion_enqueue)(job)
-        except Exception as exc:  # broker down: kombu and redis raise assorted errors
-            raise ApiError(503, "generation_unavailable", "The bot cannot answer right now.") from exc
-        try:
-            started = False
-            while not finished:
-                wait = settings.INFERENCE_GENERATION_TIMEOUT if started else settings.INFERENCE_FIRST_TOKEN_TIMEOUT + 30
-                event = await subscription.receive(wait)
-                if event is None:
-                    raise ApiError(503, "reply_timeout", "The bot did not answer in time.")
-                started = True
-                finished = event["type"] in ("completion.done", "completion.error")
-                yield event
-        finally:
-            if not finished:  # the client left (or timed out): free the engine for others
-                completion_cancel(job.id)
 
 
 def _error(event: dict) -> ApiError:

@@ -6,8 +6,14 @@ when nothing arrives for a while, the way a reconnecting widget resumes.
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
+
+from chat.api.errors import ApiError
+from chat.completions import CompletionJob, completion_cancel, completion_enqueue, completion_group
 
 
 class GroupSubscription:
@@ -32,6 +38,29 @@ class GroupSubscription:
             return await asyncio.wait_for(self.layer.receive(self.channel), timeout)
         except TimeoutError:
             return None
+
+
+async def completion_events(job: CompletionJob) -> AsyncIterator[dict]:
+    """The job's events (start, delta..., then done or error), from whichever worker runs it."""
+    finished = False
+    async with GroupSubscription(completion_group(job.id)) as subscription:
+        try:
+            await database_sync_to_async(completion_enqueue)(job)
+        except Exception as exc:  # broker down: kombu and redis raise assorted errors
+            raise ApiError(503, "generation_unavailable", "The bot cannot answer right now.") from exc
+        try:
+            started = False
+            while not finished:
+                wait = settings.INFERENCE_GENERATION_TIMEOUT if started else settings.INFERENCE_FIRST_TOKEN_TIMEOUT + 30
+                event = await subscription.receive(wait)
+                if event is None:
+                    raise ApiError(503, "reply_timeout", "The bot did not answer in time.")
+                started = True
+                finished = event["type"] in ("completion.done", "completion.error")
+                yield event
+        finally:
+            if not finished:  # the client left (or timed out): free the engine for others
+                completion_cancel(job.id)
 
 
 def sse(event: str | None, data) -> bytes:
