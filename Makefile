@@ -22,11 +22,12 @@ else
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=ON
 endif
 
-.PHONY: help run test install install-dev install-vllm services lint bench clean
+.PHONY: help run test test-fast install install-dev install-vllm services services-data lint bench clean
 
 help:
 	@echo "make run    start the helpdesk on http://$(HOST):$(PORT) (embedded defaults unless DATABASE_URL and REDIS_URL are set)"
 	@echo "make test   run the whole test suite against PostgreSQL, Redis, a Celery worker and the real model"
+	@echo "make test-fast  the unit tests only (no model, browser or server processes), in parallel: under a minute"
 	@echo "make bench  print the time-to-first-token benchmark"
 
 $(WHEELS)/.llama-cpp-$(LLAMA_CPP_VERSION):
@@ -74,14 +75,24 @@ install-vllm: $(VLLM_VENV)/.installed $(VLLM_MODEL)/config.json
 run: install
 	@HOST=$(HOST) PORT=$(PORT) bash scripts/run.sh
 
-services:
-	@bash scripts/services-up.sh
+services: services-data
 	@bash scripts/chromium-up.sh
+
+services-data:
+	@bash scripts/services-up.sh
 
 test: install-dev install-vllm services
 	$(BIN)/ruff check .
 	HELPDESK_VLLM_PYTHON=$(CURDIR)/$(VLLM_VENV)/bin/python HELPDESK_VLLM_MODEL=$(VLLM_MODEL) \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fast loop: every test not marked slow, on PostgreSQL and Redis, four at a time. The model path points nowhere,
+# so a test that needs the real engine fails here instead of quietly loading it (mark it slow).
+test-fast: install-dev services-data
+	@start=$$(date +%s); \
+	INFERENCE_MODEL=/nonexistent/the-fast-loop-has-no-model.gguf \
+	  $(BIN)/python -m pytest -m "not slow" -n 4 -p no:cacheprovider $(PYTEST_ARGS); status=$$?; \
+	echo "make test-fast: $$(( $$(date +%s) - start )) s"; exit $$status
 
 lint: install-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -4,7 +4,7 @@ from django.templatetags.static import static
 from django.utils.html import format_html
 
 from chat.api.keys import api_key_create, api_key_revoke, scopes_clean
-from chat.models import ApiKey, Conversation, Message, Rating, Site, SiteHours
+from chat.models import ApiKey, Message, Rating, Site, SiteHours
 
 
 class SiteHoursInline(admin.TabularInline):
@@ -39,33 +39,24 @@ class SiteAdmin(admin.ModelAdmin):
         return super().get_form(request, obj, **kwargs)
 
 
-class MessageInline(admin.TabularInline):
-    model = Message
-    extra = 0
-    fields = ("seq", "role", "state", "content", "completion_tokens", "ttft_ms", "tokens_per_s", "created_at")
-    readonly_fields = fields
-    can_delete = False
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """What customers and the bot wrote is a record: staff read it here, and change it only through the console."""
 
+    def has_add_permission(self, request) -> bool:
+        return False
 
-@admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
-    list_display = ("id", "site", "customer_name", "customer_email", "status", "language", "region", "created_at")
-    list_filter = ("status", "site", "language")
-    search_fields = ("id", "customer_name", "customer_email")
-    readonly_fields = ("id", "last_seq", "created_at", "updated_at")
-    exclude = ("secret_hash",)
-    inlines = [MessageInline]
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(ReadOnlyAdmin):
     list_display = ("conversation", "seq", "role", "state", "completion_tokens", "ttft_ms", "tokens_per_s")
     list_filter = ("role", "state", "engine")
-    readonly_fields = ("conversation", "seq", "in_reply_to", "created_at", "completed_at")
 
 
 @admin.register(Rating)
-class RatingAdmin(admin.ModelAdmin):
+class RatingAdmin(ReadOnlyAdmin):
     list_display = ("conversation", "score", "created_at")
     list_filter = ("score",)
 

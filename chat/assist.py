@@ -1,32 +1,28 @@
-"""The model helping agents: a summary of a handed-off conversation, and a suggested reply to edit."""
+"""The model helping agents: a summary of a handed-off conversation, and a suggested reply to edit.
 
-import logging
+Both go through the generation pipeline like every bot output; they differ in their system prompt, their
+sampling and in having no rule fallback (a keyword rule is an answer to customers, not a summary or a draft).
+"""
+
 import uuid
 
-from django.conf import settings
-
 from chat import services, session_cache
+from chat.generation import GenerationRequest, generate
 from chat.models import Conversation
-from chat.reply import LANGUAGE_NAMES, MODEL_ROLES
-from inference.deferral import HANDOFF_SIGNAL
-from inference.engines import EngineError, engine_get
-from inference.generation import generation_with_deadlines
-from inference.prompt import SUGGEST_PROMPT, SUMMARY_PROMPT, context_fit, system_prompt_render, transcript
-from inference.types import ChatTurn, SamplingParams
+from chat.prompting import history_turns
+from inference.prompt import SUGGEST_PROMPT, SUMMARY_PROMPT, transcript
+from inference.types import ChatTurn
 
-logger = logging.getLogger(__name__)
+# Focused, short outputs: low temperature.
+ASSIST_SAMPLING = {"temperature": 0.3, "top_p": 0.9, "frequency_penalty": 0.3}
+SUMMARY_MAX_TOKENS = 120
+SUGGESTION_MAX_TOKENS = 200
+SUMMARY_TRANSCRIPT_CHARS = 6000
 
 
 def _history(conversation: Conversation) -> list[ChatTurn]:
     turns, _cached = session_cache.turns_before(conversation_id=conversation.id, seq=conversation.last_seq + 1)
-    return [ChatTurn(MODEL_ROLES[role], content) for role, content in turns]
-
-
-def _complete(turns: list[ChatTurn], max_tokens: int) -> str:
-    engine = engine_get()
-    params = SamplingParams(max_tokens=max_tokens, temperature=0.3, top_p=0.9, frequency_penalty=0.3)
-    generation = generation_with_deadlines(engine, turns, params, settings)
-    return "".join(generation).replace(HANDOFF_SIGNAL, "").strip()
+    return history_turns(turns)
 
 
 def handoff_summary_generate(*, conversation_id: uuid.UUID) -> str:
@@ -35,34 +31,37 @@ def handoff_summary_generate(*, conversation_id: uuid.UUID) -> str:
     history = _history(conversation)
     if not history:
         return ""
-    text = transcript(history, max_chars=6000)
-    try:
-        summary = _complete([ChatTurn("system", SUMMARY_PROMPT), ChatTurn("user", text)], max_tokens=120)
-    except EngineError as exc:
-        logger.warning("no handoff summary for %s: %s", conversation_id, exc)
+    request = GenerationRequest(
+        purpose="summary",
+        history=[ChatTurn("user", transcript(history, max_chars=SUMMARY_TRANSCRIPT_CHARS))],
+        language=conversation.language,
+        region=conversation.region,
+        template=SUMMARY_PROMPT,
+        overrides={**ASSIST_SAMPLING, "max_tokens": SUMMARY_MAX_TOKENS},
+        rules_fallback=False,
+        label=f"summary of {conversation_id}",
+    )
+    result = generate(request)
+    if result.engine_failed:
         return ""
-    services.conversation_summary_set(conversation_id=conversation_id, summary=summary)
-    return summary
+    services.conversation_summary_set(conversation_id=conversation_id, summary=result.text)
+    return result.text
 
 
 def reply_suggest(*, conversation_id: uuid.UUID, agent_username: str) -> str:
     """Draft a reply for the agent to edit; it goes to the staff, never to the customer."""
     conversation = Conversation.objects.get(pk=conversation_id)
-    language = conversation.language.split("-")[0].lower()
-    system = system_prompt_render(
-        SUGGEST_PROMPT,
-        {
-            "company_name": settings.COMPANY_NAME,
-            "user_region": conversation.region,
-            "language": LANGUAGE_NAMES.get(language, conversation.language),
-        },
+    request = GenerationRequest(
+        purpose="suggestion",
+        history=_history(conversation) or [ChatTurn("user", "Hello")],
+        language=conversation.language,
+        region=conversation.region,
+        template=SUGGEST_PROMPT,
+        overrides={**ASSIST_SAMPLING, "max_tokens": SUGGESTION_MAX_TOKENS},
+        rules_fallback=False,
+        label=f"suggestion for {conversation_id}",
     )
-    try:
-        engine = engine_get()
-        turns = context_fit(engine, system, _history(conversation) or [ChatTurn("user", "Hello")], reserve_tokens=200)
-        draft = _complete(turns, max_tokens=200)
-    except EngineError as exc:
-        logger.warning("no suggested reply for %s: %s", conversation_id, exc)
-        draft = ""
+    result = generate(request)
+    draft = "" if result.engine_failed else result.text
     services.reply_suggestion_send(conversation_id=conversation_id, agent_username=agent_username, text=draft)
     return draft

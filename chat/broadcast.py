@@ -9,14 +9,17 @@ The channel layer only carries news: a lost event is recovered by the client's r
 """
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
+import time
 
 from channels.layers import get_channel_layer
 
 logger = logging.getLogger(__name__)
 
 SEND_TIMEOUT_S = 10.0
+WAIT_STEP_S = 0.25  # how often a waiting send checks that its loop still runs
 
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
@@ -32,7 +35,8 @@ def event_loop_bind(loop: asyncio.AbstractEventLoop) -> None:
 def _publisher_loop() -> asyncio.AbstractEventLoop:
     global _loop
     with _loop_lock:
-        if _loop is None or _loop.is_closed():
+        # A bound loop that stopped (the server is shutting down) would never run the send: use a private one.
+        if _loop is None or _loop.is_closed() or not _loop.is_running():
             _loop = asyncio.new_event_loop()
             threading.Thread(target=_loop.run_forever, name="channel-layer-publisher", daemon=True).start()
         return _loop
@@ -47,7 +51,19 @@ def group_send(group: str, event: dict) -> None:
         running = None
     if running is loop:
         raise RuntimeError("group_send is synchronous; call it from a thread, not from the event loop")
-    try:
-        asyncio.run_coroutine_threadsafe(get_channel_layer().group_send(group, event), loop).result(SEND_TIMEOUT_S)
-    except Exception:
-        logger.exception("channel layer send to %s failed (clients will catch up on resume)", group)
+    future = asyncio.run_coroutine_threadsafe(get_channel_layer().group_send(group, event), loop)
+    deadline = time.monotonic() + SEND_TIMEOUT_S
+    while True:
+        try:
+            future.result(timeout=WAIT_STEP_S)
+            return
+        except concurrent.futures.TimeoutError:
+            # A loop that stopped meanwhile (the server shutting down) will never run the send: don't wait for it.
+            if loop.is_running() and time.monotonic() < deadline:
+                continue
+            future.cancel()
+            logger.warning("channel layer send to %s timed out (clients will catch up on resume)", group)
+            return
+        except Exception:
+            logger.exception("channel layer send to %s failed (clients will catch up on resume)", group)
+            return

@@ -1,9 +1,9 @@
 """Replies outside any conversation: the OpenAI-compatible API and the staff playground.
 
-They run where the bot's replies run (a Celery worker, or the embedded thread pool) with the bot's system prompt,
-context trimming, handoff signal and rule fallback, but the caller brings the whole history and nothing is stored.
-The worker publishes the job's events to the channel-layer group `completion.<job id>`, which the waiting HTTP
-request relays (chat.api.relay):
+They run where the bot's replies run (a Celery worker, or the embedded thread pool) through the same generation
+pipeline (chat.generation: system prompt, context trimming, handoff signal, rule fallback), but the caller brings
+the whole history and nothing is stored. The worker publishes the job's events to the channel-layer group
+`completion.<job id>`, which the waiting HTTP request relays (chat.api.relay):
 
 - completion.start  {engine, model, params}: the sampling parameters exactly as handed to the engine;
 - completion.delta  {text};
@@ -16,21 +16,13 @@ import dataclasses
 import logging
 import uuid
 
-from django.conf import settings
 from django.core.cache import cache
 
-from chat import broadcast, dispatch
-from chat.reply import ENGINE_FAILURES, bot_system_prompt
-from chat.streaming import stream_publish
-from inference import selectors as bot_config
-from inference.deferral import DeferralFilter
-from inference.engines import DEFAULT_ENGINE, EngineError, engine_get
-from inference.fallback import rule_answer
-from inference.generation import generation_with_deadlines
-from inference.params import sampling_params_build
-from inference.prompt import PromptError, context_fit
-from inference.text import FullwidthPunctuation
-from inference.types import ChatTurn
+from chat import broadcast, dispatch, tasks
+from chat.generation import GenerationRefused, GenerationRequest, GenerationStopped, Outcome, Publisher, generate
+from inference.engines import Engine
+from inference.generation import GenerationStats
+from inference.types import ChatTurn, SamplingParams
 
 logger = logging.getLogger(__name__)
 
@@ -65,105 +57,76 @@ def completion_cancel(job_id: str) -> None:
     cache.set(_cancel_key(job_id), 1, CANCEL_TTL_S)
 
 
-class CompletionStopped(Exception):
-    """Nobody waits for the rest of this completion."""
-
-
-def _still_wanted(job_id: str) -> None:
-    if cache.get(_cancel_key(job_id)):
-        raise CompletionStopped(job_id)
-
-
 def completion_job_new(**fields) -> CompletionJob:
     return CompletionJob(id=uuid.uuid4().hex, **fields)
 
 
 def completion_enqueue(job: CompletionJob) -> None:
     """Start the job on the generation backend (raises if the backend cannot take it)."""
-    from chat.tasks import completion_generate_task
+    dispatch.task_enqueue(tasks.completion_generate_task, dataclasses.asdict(job))
 
-    dispatch.task_enqueue(completion_generate_task, dataclasses.asdict(job))
+
+class CompletionPublisher(Publisher):
+    """Every step of the job goes to its group, where the waiting request listens."""
+
+    def __init__(self, job: CompletionJob):
+        super().__init__()
+        self.job = job
+
+    def send(self, kind: str, **data) -> None:
+        broadcast.group_send(completion_group(self.job.id), {"type": f"completion.{kind}", "job": self.job.id, **data})
+
+    def started(self, *, engine_name: str, engine: Engine, params: SamplingParams) -> None:
+        self.send("start", engine=engine_name, model=engine.model_name, params=dataclasses.asdict(params))
+
+    def delta(self, text: str) -> None:
+        self.send("delta", text=text)
+
+    def still_wanted(self) -> None:
+        if cache.get(_cancel_key(self.job.id)):
+            raise GenerationStopped("nobody is waiting for it")
 
 
 def completion_generate(job: CompletionJob) -> None:
     """Run the job and publish its events. Never raises for an engine failure: the waiting client is told."""
-    group = completion_group(job.id)
-
-    def send(kind: str, **data) -> None:
-        broadcast.group_send(group, {"type": f"completion.{kind}", "job": job.id, **data})
-
-    history = [ChatTurn(role, content) for role, content in job.turns]
+    publisher = CompletionPublisher(job)
+    request = GenerationRequest(
+        purpose="completion",
+        history=[ChatTurn(role, content) for role, content in job.turns],
+        language=job.language,
+        region=job.region,
+        template=job.system_prompt,
+        overrides=job.overrides,
+        engine=job.engine,
+        label=f"completion {job.id}",
+    )
     try:
-        engine = engine_get(job.engine)
-        params = sampling_params_build(settings, job.overrides)
-        system_prompt = bot_system_prompt(language=job.language, region=job.region, template=job.system_prompt)
-        turns = context_fit(engine, system_prompt, history, reserve_tokens=params.max_tokens)
-        send("start", engine=job.engine or DEFAULT_ENGINE, model=engine.model_name, params=dataclasses.asdict(params))
-        generation = generation_with_deadlines(engine, turns, params, settings)
-        deferral = DeferralFilter()
-        punctuation = FullwidthPunctuation() if job.language.split("-")[0].lower() == "zh" else None
-        text = stream_publish(
-            generation,
-            publish=lambda piece: send("delta", text=piece),
-            deferral=deferral,
-            punctuation=punctuation,
-            still_wanted=lambda: _still_wanted(job.id),
-        )
-        if not deferral.deferred and not text.strip():
-            raise EngineError("the engine returned an empty reply")
-    except CompletionStopped:
-        logger.info("completion %s stopped: nobody is waiting for it", job.id)
-        return
-    except KeyError:
-        send("error", code="unknown_engine", message=f"No engine is configured under the name {job.engine!r}.")
-        return
-    except PromptError as exc:
-        send("error", code="invalid_prompt", message=str(exc))
-        return
-    except EngineError as exc:
-        _fallback(job, history, exc, send)
-        return
+        result = generate(request, publisher)
+    except GenerationRefused as exc:
+        return publisher.send("error", code=exc.code, message=str(exc))
     except Exception as exc:
         logger.exception("completion %s crashed", job.id)
-        send("error", code="internal_error", message=f"The reply failed: {type(exc).__name__}.")
-        return
-    stats = generation.stats
-    send(
+        return publisher.send("error", code="internal_error", message=f"The reply failed: {type(exc).__name__}.")
+    if result.outcome == Outcome.STOPPED:
+        return None
+    if result.outcome == Outcome.FAILED:
+        return publisher.send("error", code="engine_unavailable", message=f"The model could not answer: {result.error}")
+    deferred = result.outcome == Outcome.DEFERRED
+    return publisher.send(
         "done",
-        text=text.strip(),
-        handoff=deferral.deferred,
-        finish_reason="handoff" if deferral.deferred else stats.finish_reason,
-        stats={
-            "engine": stats.engine,
-            "prompt_tokens": stats.prompt_tokens,
-            "completion_tokens": stats.completion_tokens,
-            "ttft_ms": stats.ttft_ms,
-            "tokens_per_s": stats.tokens_per_s,
-            "duration_ms": round(stats.duration_s * 1000),
-        },
+        text=result.text,
+        handoff=deferred,
+        finish_reason="handoff" if deferred else result.stats.finish_reason,
+        stats=_stats_dict(result.stats),
     )
 
 
-def _fallback(job: CompletionJob, history: list[ChatTurn], error: EngineError, send) -> None:
-    question = next((turn.content for turn in reversed(history) if turn.role == "user"), "")
-    answer = rule_answer(question, bot_config.fallback_rules(), language=job.language)
-    if answer is None:
-        ENGINE_FAILURES.labels(answered_by="nobody").inc()
-        logger.warning("completion %s failed, no rule matched: %s", job.id, error)
-        send("error", code="engine_unavailable", message=f"The model could not answer: {error}")
-        return
-    ENGINE_FAILURES.labels(answered_by="rule").inc()
-    send(
-        "done",
-        text=answer,
-        handoff=False,
-        finish_reason="stop",
-        stats={
-            "engine": "rules",
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "ttft_ms": None,
-            "tokens_per_s": None,
-            "duration_ms": 0,
-        },
-    )
+def _stats_dict(stats: GenerationStats) -> dict:
+    return {
+        "engine": stats.engine,
+        "prompt_tokens": stats.prompt_tokens,
+        "completion_tokens": stats.completion_tokens,
+        "ttft_ms": stats.ttft_ms,
+        "tokens_per_s": stats.tokens_per_s,
+        "duration_ms": round(stats.duration_s * 1000),
+    }

@@ -1,8 +1,11 @@
-"""Where a bot reply is generated: by a Celery worker (production) or a thread pool in this process (embedded)."""
+"""Where chat's tasks run: on a Celery worker (production) or a thread pool in this process (embedded).
+
+A leaf: it runs the task it is given and knows nothing of what the task does. Deciding what to do when the backend
+cannot take a job belongs to the service that asks (chat.services.replies.reply_enqueue, for instance).
+"""
 
 import logging
 import threading
-import uuid
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from django.conf import settings
@@ -46,27 +49,6 @@ def task_enqueue_later(task, delay_s: float, *args) -> None:
     timer = threading.Timer(delay_s, fire)
     timer.daemon = True
     timer.start()
-
-
-def reply_enqueue(*, conversation_id: uuid.UUID, message_id: int, overrides: dict | None = None) -> None:
-    """Have the bot answer a committed customer message, without waiting for it.
-
-    If the generation backend cannot take the job (broker down), the customer message stays stored and the
-    customer is told at once through a failed reply, instead of waiting for an answer that never comes.
-    """
-    from chat.tasks import reply_generate_task
-
-    try:
-        task_enqueue(reply_generate_task, *((message_id, overrides) if overrides else (message_id,)))
-    except ValueError:
-        raise
-    except Exception as exc:  # kombu/redis raise assorted errors when the broker is down
-        logger.error(
-            "could not enqueue the reply to message %s in conversation %s: %r", message_id, conversation_id, exc
-        )
-        from chat.services import reply_unavailable
-
-        reply_unavailable(customer_message_id=message_id, error=f"generation backend unavailable: {exc!r}")
 
 
 def _in_process_executor() -> ThreadPoolExecutor:

@@ -4,12 +4,14 @@ Each is sent by a chat service inside its transaction; receivers that write do s
 broadcast only on commit.
 
 - conversation_handed_off(conversation, reason): the conversation left the bot and waits for an agent.
-- conversation_resolved(conversation): an agent (or the bot) closed the conversation.
+- conversation_handed_back(conversation, agent): the assignee gave the conversation back to the bot.
+- conversation_resolved(conversation): an agent (or the customer) closed the conversation.
 - conversation_rated(conversation, rating): the customer rated it.
 """
 
 from django.dispatch import Signal
 
 conversation_handed_off = Signal()
+conversation_handed_back = Signal()
 conversation_resolved = Signal()
 conversation_rated = Signal()

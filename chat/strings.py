@@ -3,6 +3,8 @@
 The widget localizes its own interface; these texts are stored as messages, so they are chosen on the server.
 """
 
+from inference.language import language_base
+
 STRINGS = {
     "handoff": {
         "en": "Connecting you with a member of our team. Please stay here; they will reply in this chat.",
@@ -47,7 +49,7 @@ STRINGS = {
 
 def language_code(language: str) -> str:
     """The UI language of a conversation's language tag: zh for any Chinese, else en."""
-    return "zh" if language.lower().startswith("zh") else "en"
+    return "zh" if language_base(language) == "zh" else "en"
 
 
 def text(key: str, language: str, **values: str) -> str:

@@ -1,17 +1,36 @@
-"""Celery tasks of the chat app. They take ids and call the domain; retries live here, logic does not."""
+"""Celery tasks of the chat app. They take ids and call the domain; retries live here, logic does not.
+
+The task boundary: services import this module to enqueue, and each task body imports the logic it runs (the
+reply, completion and assistance modules, which call services back). Those imports stay inside the bodies, the one
+import cycle the project allows (tests/test_layering.py checks it).
+
+Every task has explicit time limits sized from the deadlines of what it runs. Celery enforces them on the prefork
+pool; the threads pool the generation workers use cannot stop a thread, so there the engine deadlines
+(INFERENCE_FIRST_TOKEN_TIMEOUT, INFERENCE_GENERATION_TIMEOUT) inside the pipeline end the work in time.
+"""
 
 from celery import shared_task
+from django.conf import settings
 
-from chat.reply import reply_generate
+# Beyond the engine's deadlines: reading the history, trimming the prompt, storing and publishing the reply.
+BOOKKEEPING_S = 30
 
 
-@shared_task(acks_late=True, ignore_result=True)
+def generation_time_limits() -> dict:
+    """soft_time_limit and time_limit of a task that runs one generation: its deadlines plus bookkeeping."""
+    hard = settings.INFERENCE_FIRST_TOKEN_TIMEOUT + settings.INFERENCE_GENERATION_TIMEOUT + BOOKKEEPING_S
+    return {"soft_time_limit": hard - BOOKKEEPING_S / 2, "time_limit": hard}
+
+
+@shared_task(acks_late=True, ignore_result=True, **generation_time_limits())
 def reply_generate_task(message_id: int, overrides: dict | None = None) -> None:
     """Generate the bot's reply to a customer message. Idempotent: a redelivered task resumes or skips."""
+    from chat.reply import reply_generate
+
     reply_generate(customer_message_id=message_id, overrides=overrides)
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, **generation_time_limits())
 def completion_generate_task(job: dict) -> None:
     """Generate a reply outside any conversation (OpenAI-compatible API, playground); not retried, the caller waits."""
     from chat.completions import CompletionJob, completion_generate
@@ -19,7 +38,7 @@ def completion_generate_task(job: dict) -> None:
     completion_generate(CompletionJob(**job))
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(acks_late=True, ignore_result=True, **generation_time_limits())
 def handoff_summary_task(conversation_id: str) -> None:
     """Write the summary of a handed-off conversation for the agents."""
     from chat.assist import handoff_summary_generate
@@ -27,7 +46,7 @@ def handoff_summary_task(conversation_id: str) -> None:
     handoff_summary_generate(conversation_id=conversation_id)
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, **generation_time_limits())
 def reply_suggest_task(conversation_id: str, agent_username: str) -> None:
     """Draft a reply for an agent (not retried: the agent can ask again)."""
     from chat.assist import reply_suggest

@@ -19,31 +19,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from chat import availability, services
+from chat.http import BadRequest, client_ip, json_error
 from chat.models import Site
 from chat.origins import origin_allowed
 from chat.serializers import site_to_widget_dict
-
-
-def json_error(status: int, code: str, message: str, **extra) -> JsonResponse:
-    response = JsonResponse({"error": {"code": code, "message": message, **extra}}, status=status)
-    if "retry_after" in extra:
-        response["Retry-After"] = str(extra["retry_after"])
-    return response
-
-
-class BadRequest(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra):
-        super().__init__(message)
-        self.response = json_error(status, code, message, **extra)
-
-
-def client_ip(request: HttpRequest) -> str:
-    """The customer's address: REMOTE_ADDR, or the entry NUM_PROXIES hops back in X-Forwarded-For."""
-    if settings.NUM_PROXIES:
-        hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
-        if hops:
-            return hops[-min(settings.NUM_PROXIES, len(hops))]
-    return request.META.get("REMOTE_ADDR", "")
 
 
 def _cors(response: HttpResponse, origin: str | None) -> HttpResponse:

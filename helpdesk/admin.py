@@ -1,3 +1,6 @@
+"""The staff side in Django's admin. Conversations and tickets change here through the same services as in the
+console, so an edit sends the same events, moves the same queue and fires the same webhooks."""
+
 import json
 
 from django import forms
@@ -6,16 +9,121 @@ from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 from django.utils.html import format_html
 
+from chat import services as chat_services
+from chat.models import Conversation, Message
+from helpdesk import selectors, services
 from helpdesk.models import CannedResponse, Ticket, Webhook, WebhookDelivery
 from helpdesk.webhooks import webhook_deliveries_resend
 
 
+class MessageInline(admin.TabularInline):
+    model = Message
+    extra = 0
+    fields = ("seq", "role", "state", "content", "completion_tokens", "ttft_ms", "tokens_per_s", "created_at")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ConversationForm(forms.ModelForm):
+    class Meta:
+        model = Conversation
+        fields = ("status", "assignee")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = selectors.console_users()
+        self.fields[
+            "status"
+        ].help_text = "Assign (choose an agent), hand back to the bot, or resolve: each as the console does it."
+
+    def clean(self):
+        cleaned = super().clean()
+        try:  # self.instance is still the conversation as stored: the form's values are applied after clean()
+            services.conversation_staff_action(
+                self.instance, status=cleaned.get("status"), assignee=cleaned.get("assignee")
+            )
+        except chat_services.ActionRefused as exc:
+            raise forms.ValidationError(str(exc), code=exc.code) from exc
+        return cleaned
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    """Status and assignee are edited through services.conversation_staff_update; the rest is the record."""
+
+    form = ConversationForm
+    list_display = ("id", "site", "customer_name", "customer_email", "status", "language", "region", "created_at")
+    list_filter = ("status", "site", "language")
+    list_select_related = ("site",)
+    search_fields = ("id", "customer_name", "customer_email")
+    inlines = [MessageInline]
+    actions = ["resolve_selected"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # customers open conversations
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in Conversation._meta.fields if f.name not in ("status", "assignee", "secret_hash")]
+
+    def get_fields(self, request, obj=None):
+        return ["status", "assignee", *self.get_readonly_fields(request, obj)]
+
+    def save_model(self, request, obj: Conversation, form, change: bool) -> None:
+        try:
+            services.conversation_staff_update(
+                conversation_id=obj.pk, status=form.cleaned_data["status"], assignee=form.cleaned_data["assignee"]
+            )
+        except chat_services.ActionRefused as exc:  # the conversation changed since the form was shown
+            messages.error(request, str(exc))
+
+    def save_related(self, request, form, formsets, change: bool) -> None:
+        """Messages are not edited here (the inline is read-only)."""
+
+    @admin.action(description="Resolve selected conversations", permissions=["change"])
+    def resolve_selected(self, request, queryset) -> None:
+        ids = list(queryset.exclude(status=Conversation.Status.RESOLVED).values_list("pk", flat=True))
+        for conversation_id in ids:
+            chat_services.conversation_resolve(conversation_id=conversation_id)
+        self.message_user(request, f"Resolved {len(ids)} conversation(s); the customers are asked to rate them.")
+
+
+class TicketForm(forms.ModelForm):
+    class Meta:
+        model = Ticket
+        fields = ("subject", "status", "priority", "tags")
+
+
 @admin.register(Ticket)
 class TicketAdmin(admin.ModelAdmin):
+    """Tickets open with their conversations; status, priority, tags and subject change through ticket_update."""
+
+    form = TicketForm
     list_display = ("id", "subject", "status", "priority", "assignee", "tags", "created_at")
     list_filter = ("status", "priority")
+    list_select_related = ("assignee",)
     search_fields = ("subject", "tags")
-    raw_id_fields = ("conversation",)
+    fields = ("subject", "status", "priority", "tags", "conversation", "assignee", "created_at", "updated_at")
+    readonly_fields = ("conversation", "assignee", "created_at", "updated_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False  # a ticket is opened when its conversation is handed to the team
+
+    def save_model(self, request, obj: Ticket, form, change: bool) -> None:
+        data = form.cleaned_data
+        try:
+            services.ticket_update(
+                ticket_id=obj.pk,
+                agent=request.user,
+                status=data["status"],
+                priority=data["priority"],
+                tags=data["tags"],
+                subject=data["subject"],
+            )
+        except chat_services.ActionRefused as exc:
+            messages.error(request, str(exc))
 
 
 @admin.register(CannedResponse)

@@ -12,7 +12,15 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from chat import broadcast  # noqa: E402
-from chat.routing import websocket_urlpatterns  # noqa: E402
+from chat import routing as chat_routing  # noqa: E402
+from helpdesk import routing as helpdesk_routing  # noqa: E402
+
+# Customers' sockets (chat), the console (helpdesk), then the refusal of any other ws/ path.
+websocket_urlpatterns = [
+    *chat_routing.websocket_urlpatterns,
+    *helpdesk_routing.websocket_urlpatterns,
+    *chat_routing.websocket_fallback_urlpatterns,
+]
 
 
 class EventLoopBindMiddleware:
@@ -34,7 +42,7 @@ application = EventLoopBindMiddleware(
     ProtocolTypeRouter(
         {
             "http": django_asgi_app,
-            # Origins are checked per route (chat.routing): site origins for customers, ALLOWED_HOSTS for staff.
+            # Origins are checked per route: site origins for customers (chat), ALLOWED_HOSTS for staff (helpdesk).
             "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
         }
     )

@@ -2,13 +2,15 @@
 
 Client frames: {"type": "claim" | "open", "conversation": id}, {"type": "message" | "note", "conversation", "content",
 "client_id"}, {"type": "hand_back" | "resolve", "conversation"}, {"type": "typing", "conversation", "on": bool}.
-Server frames: "queue" (the list, sent again whenever it changes), "conversation" (a whole conversation),
+Server frames: "queue" (the whole list: on connect, then every CONSOLE_QUEUE_REFRESH_S), "queue_item" (one entry
+added or changed) and "queue_remove" (it left this agent's list), "conversation" (a whole conversation),
 "message", "note", "delta", "done", "status", "typing", "summary", "suggestion", "error".
 Also {"type": "suggest", "conversation"}: the model drafts a reply into the agent's box, to edit before sending;
 {"type": "transfer", "conversation", "to": username}: pass the conversation to another agent;
 {"type": "ticket", "conversation", "status", "priority", "tags"}: edit the conversation's ticket.
 """
 
+import asyncio
 import json
 import logging
 import uuid
@@ -24,6 +26,9 @@ from helpdesk import selectors, services
 logger = logging.getLogger(__name__)
 
 CLOSE_FORBIDDEN = 4403
+# The whole queue is sent again this often: waiting times move on, and an announcement the channel layer lost is
+# made good (between refreshes, each change arrives as one entry, with no query per agent).
+CONSOLE_QUEUE_REFRESH_S = 60.0
 
 
 def _may_use_console(user) -> bool:
@@ -32,6 +37,8 @@ def _may_use_console(user) -> bool:
 
 class AgentConsumer(AsyncWebsocketConsumer):
     """Relays an agent's actions to services and the queue's and open conversations' events to the agent."""
+
+    refresher: asyncio.Task | None = None
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
@@ -44,8 +51,19 @@ class AgentConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(services.AGENTS_GROUP, self.channel_name)
         await self.send_json({"type": "presence", "status": self.presence.status, "capacity": self.presence.capacity})
         await self.send_queue()
+        self.refresher = asyncio.get_running_loop().create_task(self._refresh_queue())
+
+    async def _refresh_queue(self) -> None:
+        while True:
+            await asyncio.sleep(CONSOLE_QUEUE_REFRESH_S)
+            try:
+                await self.send_queue()
+            except Exception:  # the database is down for now: the next refresh tries again
+                logger.exception("could not refresh the queue of %s", self.user)
 
     async def disconnect(self, code: int) -> None:
+        if self.refresher is not None:
+            self.refresher.cancel()
         if getattr(self, "presence", None) is not None:
             await database_sync_to_async(services.presence_disconnect)(agent=self.user)
         for group in {services.AGENTS_GROUP, *self.open_groups}:
@@ -177,14 +195,13 @@ class AgentConsumer(AsyncWebsocketConsumer):
 
     # Events from services: the agents' group and the conversations this agent opened.
 
-    async def queue_added(self, event: dict) -> None:
-        await self.send_queue()
-
-    async def queue_claimed(self, event: dict) -> None:
-        await self.send_queue()
-
-    async def queue_changed(self, event: dict) -> None:
-        await self.send_queue()
+    async def queue_entry(self, event: dict) -> None:
+        """A conversation changed in the queue (services.queue_announce): add, update or remove it here."""
+        entry = event["entry"]
+        if entry is not None and selectors.queue_entry_visible_to(entry, self.user.get_username()):
+            await self.send_json({"type": "queue_item", "item": entry})
+        else:
+            await self.send_json({"type": "queue_remove", "conversation": event["conversation"]})
 
     async def chat_message(self, event: dict) -> None:
         await self.send_json(
@@ -214,7 +231,6 @@ class AgentConsumer(AsyncWebsocketConsumer):
                 "assignee": event.get("assignee"),
             }
         )
-        await self.send_queue()
 
     async def chat_typing(self, event: dict) -> None:
         await self.send_json(

@@ -23,7 +23,7 @@ from chat.api.errors import ApiError
 from chat.api.relay import SSE_HEADERS, completion_events, sse
 from chat.api.schemas import RequestBody
 from chat.completions import completion_job_new
-from chat.views import json_error
+from chat.http import json_error
 from inference import selectors as bot_config
 from inference import services as bot_services
 from inference.engines import DEFAULT_ENGINE, EngineSettings, engine_names

@@ -6,7 +6,12 @@ ticket.
 
 from django.dispatch import receiver
 
-from chat.signals import conversation_handed_off, conversation_rated, conversation_resolved
+from chat.signals import (
+    conversation_handed_back,
+    conversation_handed_off,
+    conversation_rated,
+    conversation_resolved,
+)
 from helpdesk import services
 from helpdesk.models import Webhook
 from helpdesk.webhooks import webhook_conversation_event_emit
@@ -20,6 +25,13 @@ def open_ticket_on_handoff(sender, *, conversation, reason, **kwargs) -> None:
 @receiver(conversation_resolved, dispatch_uid="helpdesk.ticket_resolve")
 def resolve_ticket_with_conversation(sender, *, conversation, **kwargs) -> None:
     services.ticket_resolve_for_conversation(conversation=conversation)
+
+
+@receiver(conversation_handed_back, dispatch_uid="helpdesk.queue_on_hand_back")
+@receiver(conversation_resolved, dispatch_uid="helpdesk.queue_on_resolve")
+def queue_update_when_it_leaves(sender, *, conversation, **kwargs) -> None:
+    if conversation.handed_off_at is not None:  # a conversation only the bot ever had was never in the queue
+        services.queue_announce(conversation_id=conversation.id)
 
 
 @receiver(conversation_handed_off, dispatch_uid="helpdesk.webhook_handed_off")

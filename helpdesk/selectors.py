@@ -2,38 +2,62 @@
 
 import datetime
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from chat.api import selectors as chat_api_selectors
 from chat.models import Conversation, Message
 from chat.serializers import staff_message_to_dict
-from helpdesk.models import Ticket
+from helpdesk.models import CannedResponse, Ticket
+
+
+def _queue_rows() -> QuerySet[Conversation]:
+    # First come, first served within priority: urgent tickets jump the line.
+    return Conversation.objects.select_related("ticket", "assignee").order_by("-ticket__priority", "handed_off_at")
+
+
+def _queue_entry(conversation: Conversation, now: datetime.datetime) -> dict:
+    ticket = getattr(conversation, "ticket", None)
+    return {
+        "id": str(conversation.id),
+        "status": conversation.status,
+        "assignee": conversation.assignee.get_username() if conversation.assignee_id else None,
+        "customer": conversation.customer_name or "Customer",
+        "reason": conversation.handoff_reason,
+        "subject": ticket.subject if ticket else "",
+        "priority": ticket.priority if ticket else None,
+        "waiting_s": int((now - conversation.handed_off_at).total_seconds()) if conversation.handed_off_at else 0,
+    }
 
 
 def queue_for_agent(*, agent) -> list[dict]:
-    """Waiting conversations (oldest first) and the agent's own, as the console lists them."""
-    rows = (
-        Conversation.objects.filter(
-            Q(status=Conversation.Status.QUEUED) | Q(status=Conversation.Status.AGENT, assignee=agent)
-        )
-        .select_related("ticket")
-        # First come, first served within priority: urgent tickets jump the line.
-        .order_by("-ticket__priority", "handed_off_at")
+    """Waiting conversations (oldest first within priority) and the agent's own, as the console lists them."""
+    rows = _queue_rows().filter(
+        Q(status=Conversation.Status.QUEUED) | Q(status=Conversation.Status.AGENT, assignee=agent)
     )
     now = timezone.now()
-    return [
-        {
-            "id": str(c.id),
-            "status": c.status,
-            "customer": c.customer_name or "Customer",
-            "reason": c.handoff_reason,
-            "subject": getattr(getattr(c, "ticket", None), "subject", ""),
-            "priority": getattr(getattr(c, "ticket", None), "priority", None),
-            "waiting_s": int((now - c.handed_off_at).total_seconds()) if c.handed_off_at else 0,
-        }
-        for c in rows
-    ]
+    return [_queue_entry(conversation, now) for conversation in rows]
+
+
+def queue_entry(*, conversation_id) -> dict | None:
+    """One conversation as the console's queue lists it (whoever's it is); None if it is in no one's queue.
+
+    Sent to every agent when it changes, so each console updates its list without asking the database.
+    """
+    conversation = (
+        _queue_rows()
+        .filter(pk=conversation_id, status__in=[Conversation.Status.QUEUED, Conversation.Status.AGENT])
+        .first()
+    )
+    return _queue_entry(conversation, timezone.now()) if conversation else None
+
+
+def queue_entry_visible_to(entry: dict, username: str) -> bool:
+    """Whether an agent's queue lists the entry: everyone sees the waiting ones, each agent their own."""
+    return entry["status"] == Conversation.Status.QUEUED or entry["assignee"] == username
 
 
 def conversation_for_staff(*, conversation_id) -> dict:
@@ -63,10 +87,6 @@ def conversation_for_staff(*, conversation_id) -> dict:
 
 def canned_responses_for(*, conversation_id, agent) -> list[dict]:
     """The canned responses with their variables filled in for this conversation and agent."""
-    from django.conf import settings
-
-    from helpdesk.models import CannedResponse
-
     conversation = Conversation.objects.get(pk=conversation_id)
     values = {
         "customer_name": conversation.customer_name or "there",
@@ -82,15 +102,18 @@ def canned_responses_for(*, conversation_id, agent) -> list[dict]:
     return [{"title": r.title, "shortcut": r.shortcut, "text": fill(r.body)} for r in CannedResponse.objects.all()]
 
 
+def console_users() -> QuerySet:
+    """Active users who may take conversations: the console permission directly, through a group, or superusers."""
+    permission = Permission.objects.filter(codename="use_console", content_type__app_label="helpdesk")
+    users = get_user_model().objects.filter(is_active=True)
+    return users.filter(
+        Q(user_permissions__in=permission) | Q(groups__permissions__in=permission) | Q(is_superuser=True)
+    ).distinct()
+
+
 def agents_for_transfer(*, exclude) -> list[str]:
     """Usernames of the other active staff who may use the console."""
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Permission
-
-    permission = Permission.objects.get(codename="use_console", content_type__app_label="helpdesk")
-    users = get_user_model().objects.filter(is_active=True).exclude(pk=exclude.pk)
-    users = users.filter(Q(user_permissions=permission) | Q(groups__permissions=permission) | Q(is_superuser=True))
-    return sorted({u.get_username() for u in users})
+    return sorted(console_users().exclude(pk=exclude.pk).values_list(get_user_model().USERNAME_FIELD, flat=True))
 
 
 def tickets_filter(

@@ -1,20 +1,35 @@
-"""Writes of the staff side: tickets, and agents taking conversations."""
+"""Writes of the staff side: tickets, agents taking conversations, presence, and the agents' live queue."""
 
+from functools import partial
+
+from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from chat import broadcast
 from chat import services as chat_services
 from chat.models import Conversation, HandoffReason
+from helpdesk import selectors
 from helpdesk.models import AgentPresence, Ticket, Webhook
 from helpdesk.webhooks import webhook_conversation_event_emit
 
 AGENTS_GROUP = "agents"
+CONSOLE_PERMISSION = "helpdesk.use_console"
 
 
-def _notify_agents(event: dict) -> None:
-    transaction.on_commit(lambda: broadcast.group_send(AGENTS_GROUP, event))
+def _queue_entry_send(conversation_id) -> None:
+    entry = selectors.queue_entry(conversation_id=conversation_id)
+    broadcast.group_send(AGENTS_GROUP, {"type": "queue.entry", "conversation": str(conversation_id), "entry": entry})
+
+
+def queue_announce(*, conversation_id) -> None:
+    """After commit, tell every console how the conversation now stands in the queue (one query, for all agents).
+
+    Each console adds, updates or removes it in its list; a lost announcement is made good by the console's
+    periodic refresh (the database is the truth, the channel layer only carries news).
+    """
+    transaction.on_commit(partial(_queue_entry_send, str(conversation_id)))
 
 
 @transaction.atomic
@@ -33,30 +48,24 @@ def ticket_open_for_handoff(*, conversation: Conversation, reason: str) -> Ticke
     nobody_now = not agents_available() or (conversation.site_id and not conversation.site.is_open(timezone.now()))
     if nobody_now and reason != HandoffReason.OFFLINE_MESSAGE:
         chat_services.conversation_contact_request(conversation_id=conversation.id)
-    _notify_agents(
-        {
-            "type": "queue.added",
-            "conversation": str(conversation.id),
-            "ticket": ticket.pk,
-            "reason": reason,
-            "at": timezone.now().isoformat(),
-        }
-    )
+    queue_announce(conversation_id=conversation.id)
     return ticket
 
 
 @transaction.atomic
-def conversation_claim(*, conversation_id, agent) -> bool:
+def conversation_claim(*, conversation_id, agent, enforce_capacity: bool = True) -> bool:
     """Take a queued conversation. Exactly one agent wins a race; the others get False and see it leave the queue.
 
-    An agent at their capacity (AgentPresence.capacity conversations at once) is refused.
+    An agent at their capacity (AgentPresence.capacity conversations at once) is refused, unless a manager assigns
+    the conversation to them (`enforce_capacity=False`).
     """
     # Locking the agent's presence row serializes their own claims, so two at once cannot pass the limit together.
     presence = AgentPresence.objects.select_for_update().filter(user=agent).first()
-    capacity = presence.capacity if presence else AgentPresence._meta.get_field("capacity").default
-    held = Conversation.objects.filter(status=Conversation.Status.AGENT, assignee=agent).count()
-    if held >= capacity:
-        raise chat_services.ActionRefused("at_capacity", f"You already have {held} conversations (your limit).")
+    if enforce_capacity:
+        capacity = presence.capacity if presence else AgentPresence._meta.get_field("capacity").default
+        held = Conversation.objects.filter(status=Conversation.Status.AGENT, assignee=agent).count()
+        if held >= capacity:
+            raise chat_services.ActionRefused("at_capacity", f"You already have {held} conversations (your limit).")
     if not chat_services.conversation_assign(
         conversation_id=conversation_id, agent=agent, expected_status=Conversation.Status.QUEUED
     ):
@@ -64,23 +73,74 @@ def conversation_claim(*, conversation_id, agent) -> bool:
     Ticket.objects.filter(conversation_id=conversation_id).update(
         assignee=agent, status=Ticket.Status.OPEN, updated_at=timezone.now()
     )
-    _notify_agents({"type": "queue.claimed", "conversation": str(conversation_id), "agent": agent.get_username()})
+    queue_announce(conversation_id=conversation_id)
     conversation = Conversation.objects.select_related("site", "assignee").get(pk=conversation_id)
     webhook_conversation_event_emit(event=Webhook.Event.CLAIMED, conversation=conversation, agent=agent)
     return True
 
 
+def _console_user(username: str):
+    """The active user of that name who may use the console; ActionRefused otherwise."""
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    if user is None or not user.has_perm(CONSOLE_PERMISSION):
+        raise chat_services.ActionRefused("unknown_agent", "No agent with that name can take conversations.")
+    return user
+
+
 @transaction.atomic
 def conversation_transfer(*, conversation_id, from_agent, to_username: str) -> None:
     """Pass a conversation the agent holds to another agent, with a system note in the history."""
-    from django.contrib.auth import get_user_model
-
-    to_agent = get_user_model().objects.filter(username=to_username, is_active=True).first()
-    if to_agent is None or not to_agent.has_perm("helpdesk.use_console"):
-        raise chat_services.ActionRefused("unknown_agent", "No agent with that name can take conversations.")
+    to_agent = _console_user(to_username)
     chat_services.conversation_reassign(conversation_id=conversation_id, from_agent=from_agent, to_agent=to_agent)
     Ticket.objects.filter(conversation_id=conversation_id).update(assignee=to_agent, updated_at=timezone.now())
-    _notify_agents({"type": "queue.changed", "conversation": str(conversation_id)})
+    queue_announce(conversation_id=conversation_id)
+
+
+def conversation_staff_action(conversation: Conversation, *, status: str, assignee) -> str | None:
+    """What a manager's edit of status and assignee means: None (no change), "resolve", "hand_back", "transfer" or
+    "assign"; ActionRefused saying why for a change the console cannot make either."""
+    current = conversation.status
+    if status == current and getattr(assignee, "pk", None) == conversation.assignee_id:
+        return None
+    if status == Conversation.Status.RESOLVED and current != Conversation.Status.RESOLVED:
+        return "resolve"
+    if status == Conversation.Status.BOT and current == Conversation.Status.AGENT:
+        return "hand_back"
+    if assignee is not None and status in (Conversation.Status.AGENT, current):
+        if current == Conversation.Status.AGENT:
+            return "transfer"
+        if current == Conversation.Status.QUEUED:
+            return "assign"
+        raise chat_services.ActionRefused(
+            "not_queued", "Only a conversation waiting for an agent, or with one, can be assigned."
+        )
+    if status == Conversation.Status.AGENT:
+        raise chat_services.ActionRefused("assignee_required", "Choose the agent who takes the conversation.")
+    raise chat_services.ActionRefused(
+        "unsupported_change",
+        f"A conversation cannot go from {Conversation.Status(current).label.lower()} to "
+        f"{Conversation.Status(status).label.lower()}; it can be assigned, handed back to the bot or resolved.",
+    )
+
+
+@transaction.atomic
+def conversation_staff_update(*, conversation_id, status: str, assignee) -> None:
+    """A manager's edit of a conversation's status and assignee (the admin), made through the console's services,
+    so it sends the same events, ticket changes and webhooks as the console does."""
+    conversation = Conversation.objects.select_related("assignee").get(pk=conversation_id)
+    action = conversation_staff_action(conversation, status=status, assignee=assignee)
+    if action == "resolve":
+        chat_services.conversation_resolve(conversation_id=conversation_id)
+    elif action == "hand_back":
+        chat_services.conversation_hand_back(conversation_id=conversation_id, agent=conversation.assignee)
+    elif action == "transfer":
+        conversation_transfer(
+            conversation_id=conversation_id, from_agent=conversation.assignee, to_username=assignee.get_username()
+        )
+    elif action == "assign":
+        agent = _console_user(assignee.get_username())
+        if not conversation_claim(conversation_id=conversation_id, agent=agent, enforce_capacity=False):
+            raise chat_services.ActionRefused("already_claimed", "Another agent took this conversation meanwhile.")
 
 
 @transaction.atomic
@@ -121,18 +181,23 @@ def presence_set(*, agent, status: str) -> AgentPresence:
 
 
 def agents_available() -> bool:
-    """Whether any agent is online with a console open and room for another conversation."""
-    for presence in AgentPresence.objects.filter(status=AgentPresence.Status.ONLINE, connections__gt=0):
-        busy = Conversation.objects.filter(status=Conversation.Status.AGENT, assignee_id=presence.user_id).count()
-        if busy < presence.capacity:
-            return True
-    return False
+    """Whether any agent is online with a console open and room for another conversation (one query)."""
+    held = Count("user__conversations", filter=Q(user__conversations__status=Conversation.Status.AGENT))
+    return (
+        AgentPresence.objects.filter(status=AgentPresence.Status.ONLINE, connections__gt=0)
+        .annotate(held=held)
+        .filter(held__lt=F("capacity"))
+        .exists()
+    )
 
 
 @transaction.atomic
-def ticket_update(*, conversation_id, agent, status=None, priority=None, tags=None) -> Ticket:
-    """Change a conversation's ticket from the console: status, priority (1-4) and tags."""
-    ticket = Ticket.objects.select_for_update().get(conversation_id=conversation_id)
+def ticket_update(
+    *, agent, conversation_id=None, ticket_id=None, status=None, priority=None, tags=None, subject=None
+) -> Ticket:
+    """Change a ticket (found by its conversation, or by its id): status, priority (1-4), tags and subject."""
+    tickets = Ticket.objects.select_for_update()
+    ticket = tickets.get(pk=ticket_id) if ticket_id is not None else tickets.get(conversation_id=conversation_id)
     if status is not None:
         if status not in Ticket.Status.values:
             raise chat_services.ActionRefused(
@@ -147,8 +212,13 @@ def ticket_update(*, conversation_id, agent, status=None, priority=None, tags=No
         if not isinstance(tags, str):
             raise chat_services.ActionRefused("invalid_ticket", "Tags are comma-separated text.")
         ticket.tags = ", ".join(dict.fromkeys(t.strip().lower() for t in tags.split(",") if t.strip()))[:255]
+    if subject is not None:
+        if not isinstance(subject, str) or not subject.strip():
+            raise chat_services.ActionRefused("invalid_ticket", "The subject cannot be empty.")
+        ticket.subject = subject.strip()[:200]
     ticket.save()
-    _notify_agents({"type": "queue.changed", "conversation": str(conversation_id)})
+    if ticket.conversation_id:
+        queue_announce(conversation_id=ticket.conversation_id)
     return ticket
 
 

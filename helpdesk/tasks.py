@@ -1,11 +1,21 @@
-"""Celery tasks of the staff side. They take ids and call the domain; retries live here, logic does not."""
+"""Celery tasks of the staff side. They take ids and call the domain; retries live here, logic does not.
+
+As in chat.tasks, services import this module to enqueue and the task bodies import the logic they run: the one
+import cycle the project allows.
+"""
 
 import random
 
 from celery import shared_task
 from django.conf import settings
 
-from helpdesk.webhooks import webhook_attempt, webhook_delivery_fail
+from chat.dispatch import task_enqueue_later
+
+
+def webhook_time_limits() -> dict:
+    """One attempt: connecting, sending and reading the answer, each within WEBHOOK_TIMEOUT, plus recording it."""
+    hard = 3 * settings.WEBHOOK_TIMEOUT + 15
+    return {"soft_time_limit": hard - 5, "time_limit": hard}
 
 
 def webhook_backoff(attempts: int) -> float:
@@ -17,7 +27,7 @@ def webhook_backoff(attempts: int) -> float:
     return ceiling * random.uniform(0.5, 1.0)
 
 
-@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)
+@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None, **webhook_time_limits())
 def webhook_deliver_task(self, delivery_id: str, attempt: int | None = None) -> None:
     """Deliver a webhook event, retrying with backoff; after WEBHOOK_MAX_ATTEMPTS attempts it is marked failed.
 
@@ -26,6 +36,8 @@ def webhook_deliver_task(self, delivery_id: str, attempt: int | None = None) -> 
     stops. Run in-process (embedded mode) the next attempt is scheduled on a timer with its number (`attempt`), so
     no reply thread sleeps through the backoff.
     """
+    from helpdesk.webhooks import webhook_attempt, webhook_delivery_fail
+
     in_process = self.request.called_directly or settings.GENERATION_BACKEND == "inprocess"
     if attempt is None:
         attempt = self.request.retries or 0
@@ -38,6 +50,4 @@ def webhook_deliver_task(self, delivery_id: str, attempt: int | None = None) -> 
     delay = webhook_backoff(attempt)
     if not in_process:
         raise self.retry(countdown=delay)
-    from chat.dispatch import task_enqueue_later
-
     task_enqueue_later(webhook_deliver_task, delay, delivery_id, attempt)

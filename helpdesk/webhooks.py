@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from chat import dispatch
 from chat.models import Conversation, Rating
+from helpdesk import tasks
 from helpdesk.models import Ticket, Webhook, WebhookDelivery
 
 logger = logging.getLogger(__name__)
@@ -108,10 +109,8 @@ def webhook_event_emit(*, event: str, data: dict) -> list[WebhookDelivery]:
 
 
 def _delivery_enqueue(delivery_id: uuid.UUID) -> None:
-    from helpdesk.tasks import webhook_deliver_task
-
     try:
-        dispatch.task_enqueue(webhook_deliver_task, str(delivery_id))
+        dispatch.task_enqueue(tasks.webhook_deliver_task, str(delivery_id))
     except Exception:  # kombu/redis raise assorted errors when the broker is down
         logger.exception("could not enqueue webhook delivery %s; it stays pending", delivery_id)
 

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from inference import services
+from inference import selectors, services
 from inference.models import FallbackRule, SystemPrompt
 
 
@@ -14,9 +14,7 @@ class SystemPromptAdmin(admin.ModelAdmin):
     actions = ["activate"]
 
     def get_changeform_initial_data(self, request):
-        from inference.selectors import system_prompt_active
-
-        return {"template": system_prompt_active()}
+        return {"template": selectors.system_prompt_active()}
 
     def save_model(self, request, obj, form, change):
         published = services.system_prompt_publish(

@@ -3,6 +3,8 @@
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from inference.language import language_base
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -14,9 +16,9 @@ class Rule:
 def rule_answer(text: str, rules: Iterable[Rule], *, language: str = "") -> str | None:
     """The answer of the first rule (in the given order) with a keyword in `text` for this language, or None."""
     lowered = text.casefold()
-    base_language = language.split("-")[0].lower()
+    base_language = language_base(language)
     for rule in rules:
-        if rule.language and rule.language.split("-")[0].lower() != base_language:
+        if rule.language and language_base(rule.language) != base_language:
             continue
         if any(keyword.casefold() in lowered for keyword in rule.keywords if keyword):
             return rule.answer

@@ -2,10 +2,14 @@
 
 import os
 
+# Parallel test processes (pytest-xdist, `make test-fast`) each get a Redis database of their own, since tests clear
+# the cache (FLUSHDB): gw0 uses 9, gw1 10, and so on. Set here rather than defaulted: workers inherit the
+# environment of the process that started them. Their names (queue, channel prefix, test database) differ too.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/helpdesk")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
+os.environ["REDIS_URL"] = f"{os.environ.get('TEST_REDIS_SERVER', 'redis://127.0.0.1:6379')}/{9 + _WORKER}"
 
-from helpdesk.settings import *  # noqa: F403
+from helpdesk.settings import *  # noqa: E402, F403
 
 # Queue and channel-layer names of this test run, so parallel runs and a dev server on the same Redis don't mix.
 _RUN = f"test{os.getpid()}"

@@ -12,8 +12,8 @@ from prometheus_client import Counter
 from chat import ratelimit
 from chat.api.errors import ApiError
 from chat.api.keys import ApiKeyRefused, api_key_authenticate
+from chat.http import client_ip
 from chat.models import ApiKey
-from chat.views import client_ip
 
 WINDOW_S = 60
 REFUSED = Counter("helpdesk_api_rate_limited_total", "API requests refused by a rate limit", ["limit"])

@@ -6,7 +6,7 @@ from django.http import Http404, HttpRequest, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from chat.views import json_error
+from chat.http import json_error
 
 logger = logging.getLogger(__name__)
 

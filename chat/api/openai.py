@@ -6,7 +6,6 @@ stored: the caller brings the history. A reply the model hands to a person says 
 field `helpdesk.handoff`.
 """
 
-import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -22,16 +21,11 @@ from chat.api.relay import SSE_HEADERS, completion_events, sse
 from chat.api.schemas import ChatCompletionIn, ErrorOut
 from chat.completions import CompletionJob, completion_job_new
 from inference.engines import engine_names
+from inference.language import language_guess
 
 router = Router(tags=["openai-compatible"])
 
 ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 429: ErrorOut, 503: ErrorOut}
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
-
-
-def language_guess(text: str) -> str:
-    """zh when the customer writes in Chinese (or Japanese/Korean script), else en: the prompt's answer language."""
-    return "zh" if _CJK.search(text) else "en"
 
 
 def _job(payload: ChatCompletionIn) -> CompletionJob:

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 def no_reply(monkeypatch):
     """Record reply enqueues instead of generating (these tests are about the message rules)."""
     calls = []
-    monkeypatch.setattr("chat.dispatch.reply_enqueue", lambda **kw: calls.append(kw))
+    monkeypatch.setattr("chat.services.replies.reply_enqueue", lambda **kw: calls.append(kw))
     return calls
 
 

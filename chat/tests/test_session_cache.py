@@ -2,8 +2,9 @@ import pytest
 from django.core.cache import cache
 
 from chat import services, session_cache
+from chat.generation import prompt_build
 from chat.models import Conversation, Message
-from chat.reply import _prompt_turns
+from chat.reply import reply_generation_request
 from inference.tests.fakes import FakeEngine
 from inference.types import SamplingParams
 
@@ -52,7 +53,7 @@ def test_a_200_turn_conversation_stays_within_the_token_budget_in_order(settings
     _conversation, reply = long_conversation(199)
     engine = FakeEngine(max_model_len=300)
     params = SamplingParams(max_tokens=100)
-    turns = _prompt_turns(engine, reply, params)
+    turns = prompt_build(engine, reply_generation_request(reply), params)  # the reply's history, trimmed
     assert engine.count_tokens(turns) + params.max_tokens <= engine.max_model_len
     assert turns[0].role == "system" and turns[1].role == "user"
     numbers = [int(t.content.split()[1]) for t in turns[1:]]
@@ -61,7 +62,7 @@ def test_a_200_turn_conversation_stays_within_the_token_budget_in_order(settings
 
 
 def test_live_messages_keep_the_cache_warm_and_equal_to_the_database(monkeypatch, django_capture_on_commit_callbacks):
-    monkeypatch.setattr("chat.dispatch.reply_enqueue", lambda **kw: None)
+    monkeypatch.setattr("chat.services.replies.reply_enqueue", lambda **kw: None)
     conversation, _ = services.conversation_start()
     stats = services.ReplyStats(engine="fake", prompt_tokens=1, completion_tokens=1, ttft_ms=1, tokens_per_s=None)
 

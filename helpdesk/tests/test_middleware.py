@@ -12,7 +12,8 @@ STATIC = "/static/chat/widget.js"
 
 
 def test_sync_stack_serves_static_files_and_passes_the_rest_on(settings):
-    settings.WHITENOISE_AUTOREFRESH = True  # find files through the finders, without collectstatic
+    # Find files through the finders, without collectstatic (a clean clone has no staticfiles/).
+    settings.WHITENOISE_AUTOREFRESH = settings.WHITENOISE_USE_FINDERS = True
     middleware = AsyncWhiteNoiseMiddleware(lambda request: HttpResponse("view"))
     assert not iscoroutinefunction(middleware)
     assert b"HelpdeskWidget" in b"".join(middleware(RequestFactory().get(STATIC)).streaming_content)
@@ -20,7 +21,7 @@ def test_sync_stack_serves_static_files_and_passes_the_rest_on(settings):
 
 
 async def test_async_stack_stays_on_the_event_loop(settings):
-    settings.WHITENOISE_AUTOREFRESH = True
+    settings.WHITENOISE_AUTOREFRESH = settings.WHITENOISE_USE_FINDERS = True
     seen = []
 
     async def view(request):

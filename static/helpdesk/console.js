@@ -7,13 +7,26 @@
   const queueEl = $("queue"), logEl = $("conv-log"), input = $("reply-input");
   const me = document.querySelector(".top__user").textContent.trim();
   let socket = null, retry = 0, current = null;  // current: the open conversation's data
+  const queue = new Map();  // conversation id -> queue entry, with `since` (ms) for its waiting time
   const rendered = new Map();  // seq -> {li, body}
   let typingTimer = null, typingSent = false, customerTypingTimer = null;
 
   function send(frame) { if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame)); }
   function showError(text) { $("conv-error").textContent = text; $("conv-error").hidden = !text; }
 
-  function renderQueue(items) {
+  // The whole list ("queue") or one entry at a time ("queue_item", "queue_remove"); new waiting customers notify.
+  function queueUpdate(items, replace) {
+    const before = new Set(queue.keys());
+    if (replace) queue.clear();
+    for (const item of items) queue.set(item.id, {...item, since: Date.now() - item.waiting_s * 1000});
+    renderQueue();
+    const fresh = items.filter((c) => c.status === "queued" && !before.has(c.id));
+    if (fresh.length) notify(fresh.length + " customer(s) waiting");
+  }
+
+  function renderQueue() {
+    // First come, first served within priority, as the server orders it.
+    const items = [...queue.values()].sort((a, b) => (b.priority || 0) - (a.priority || 0) || a.since - b.since);
     queueEl.replaceChildren();
     $("queue-empty").hidden = items.length > 0;
     for (const item of items) {
@@ -27,7 +40,7 @@
       title.textContent = item.customer + (item.status === "agent" ? " · yours" : "");
       const detail = document.createElement("div");
       detail.className = "muted";
-      detail.textContent = (item.subject || "") + " · waiting " + Math.round(item.waiting_s / 60) + " min";
+      detail.textContent = (item.subject || "") + " · waiting " + Math.round((Date.now() - item.since) / 60000) + " min";
       button.append(title, detail);
       button.addEventListener("click", () => send({type: "open", conversation: item.id}));
       li.appendChild(button);
@@ -112,13 +125,9 @@
     socket.onmessage = (ev) => {
       const frame = JSON.parse(ev.data);
       switch (frame.type) {
-        case "queue": {
-          const before = new Set([...queueEl.querySelectorAll("button")].map((b) => b.dataset.conversation));
-          renderQueue(frame.conversations);
-          const fresh = frame.conversations.filter((c) => c.status === "queued" && !before.has(c.id));
-          if (fresh.length && before.size >= 0) notify(fresh.length + " customer(s) waiting");
-          break;
-        }
+        case "queue": queueUpdate(frame.conversations, true); break;
+        case "queue_item": queueUpdate([frame.item], false); break;
+        case "queue_remove": queue.delete(frame.conversation); renderQueue(); break;
         case "conversation": renderConversation(frame.conversation); showError(""); break;
         case "message": case "done": case "note": if (forCurrent(frame)) renderMessage(frame.message); break;
         case "delta":
@@ -213,5 +222,6 @@
   });
   if ("Notification" in window && Notification.permission === "default") Notification.requestPermission();
 
+  setInterval(renderQueue, 30000);  // waiting times move on between updates
   connect();
 })();

@@ -1,0 +1,77 @@
+"""Writes to chat data, by subdomain. Every change clients should hear about is broadcast here, after commit.
+
+- conversations: open, hand off, assign, reassign, hand back, resolve, contact details, the handoff summary;
+- messages: the customer's (live, or left for later), agents' replies, private notes;
+- replies: the bot's reply lifecycle (enqueue, start, stream, complete, fail, withdraw) and its row-lock protocol;
+- ratings: the customer's rating;
+- live: typing and suggested drafts, which are never stored;
+- errors: the refusals the services raise.
+
+Callers use `from chat import services` and the names below.
+"""
+
+from chat.services.conversations import (
+    conversation_assign,
+    conversation_contact_request,
+    conversation_contact_set,
+    conversation_for_api_session,
+    conversation_hand_back,
+    conversation_hand_off,
+    conversation_reassign,
+    conversation_resolve,
+    conversation_start,
+    conversation_summary_set,
+)
+from chat.services.errors import ActionRefused, ConversationRefused, MessageRejected
+from chat.services.live import reply_suggest_request, reply_suggestion_send, typing_signal
+from chat.services.messages import (
+    MESSAGES_PER_MINUTE_DEFAULT,
+    message_clean,
+    message_leave,
+    message_post_agent,
+    message_post_customer,
+    note_post,
+)
+from chat.services.ratings import rating_create
+from chat.services.replies import (
+    ReplyStats,
+    reply_complete,
+    reply_delta_publish,
+    reply_enqueue,
+    reply_fail,
+    reply_start,
+    reply_unavailable,
+)
+
+__all__ = [
+    "MESSAGES_PER_MINUTE_DEFAULT",
+    "ActionRefused",
+    "ConversationRefused",
+    "MessageRejected",
+    "ReplyStats",
+    "conversation_assign",
+    "conversation_contact_request",
+    "conversation_contact_set",
+    "conversation_for_api_session",
+    "conversation_hand_back",
+    "conversation_hand_off",
+    "conversation_reassign",
+    "conversation_resolve",
+    "conversation_start",
+    "conversation_summary_set",
+    "message_clean",
+    "message_leave",
+    "message_post_agent",
+    "message_post_customer",
+    "note_post",
+    "rating_create",
+    "reply_complete",
+    "reply_delta_publish",
+    "reply_enqueue",
+    "reply_fail",
+    "reply_start",
+    "reply_suggest_request",
+    "reply_suggestion_send",
+    "reply_unavailable",
+    "typing_signal",
+]

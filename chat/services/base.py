@@ -1,0 +1,57 @@
+"""What every chat service shares: the conversation's row lock and sequence numbers, events sent after commit,
+system messages, and helper tasks started without a promise."""
+
+import logging
+import uuid
+from functools import partial
+
+from django.db import transaction
+
+from chat import broadcast, dispatch, strings
+from chat.models import Conversation, Message
+from chat.serializers import message_to_dict
+
+logger = logging.getLogger(__name__)
+
+
+def broadcast_on_commit(conversation: Conversation, event: dict) -> None:
+    """Send `event` to the conversation's sockets once the current transaction commits (never for a rollback)."""
+    event = {**event, "conversation": str(conversation.id)}
+    transaction.on_commit(partial(broadcast.group_send, conversation.group_name, event))
+
+
+def staff_broadcast_on_commit(conversation: Conversation, event: dict) -> None:
+    """Send `event` to the staff watching the conversation (never to the customer) once the transaction commits."""
+    transaction.on_commit(partial(broadcast.group_send, conversation.staff_group_name, event))
+
+
+def conversation_lock(conversation_id: uuid.UUID) -> Conversation:
+    """The conversation, its row locked until the caller's transaction ends: writers of one conversation queue."""
+    return Conversation.objects.select_for_update().get(pk=conversation_id)
+
+
+def seq_take(conversation: Conversation) -> int:
+    """The next sequence number of a locked conversation."""
+    conversation.last_seq += 1
+    conversation.save(update_fields=["last_seq", "updated_at"])
+    return conversation.last_seq
+
+
+def system_message(conversation: Conversation, key: str, **values: str) -> Message:
+    """A system message (chat.strings[key]) in the conversation's language, shown to everyone in it."""
+    message = Message.objects.create(
+        conversation=conversation,
+        seq=seq_take(conversation),
+        role=Message.Role.SYSTEM,
+        content=strings.text(key, conversation.language, **values),
+    )
+    broadcast_on_commit(conversation, {"type": "chat.message", "message": message_to_dict(message)})
+    return message
+
+
+def enqueue_quietly(task, *args) -> None:
+    """Start a helper task; if the backend is down, log it (a summary or a draft is a nicety, not a promise)."""
+    try:
+        dispatch.task_enqueue(task, *args)
+    except Exception:
+        logger.exception("could not start %s%r", task.name, args)
