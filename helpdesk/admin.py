@@ -79,9 +79,6 @@ class ConversationAdmin(admin.ModelAdmin):
         except chat_services.ActionRefused as exc:  # the conversation changed since the form was shown
             messages.error(request, str(exc))
 
-    def save_related(self, request, form, formsets, change: bool) -> None:
-        """Messages are not edited here (the inline is read-only)."""
-
     @admin.action(description="Resolve selected conversations", permissions=["change"])
     def resolve_selected(self, request, queryset) -> None:
         ids = list(queryset.exclude(status=Conversation.Status.RESOLVED).values_list("pk", flat=True))

@@ -7,7 +7,7 @@ class HelpdeskConfig(AppConfig):
 
     def ready(self) -> None:
         from chat import availability
-        from helpdesk import receivers  # noqa: F401  (connects the signal receivers)
+        from helpdesk import checks, receivers  # noqa: F401  (registers the checks, connects the receivers)
         from helpdesk.services import agents_available
 
         availability.agents_available_register(agents_available)

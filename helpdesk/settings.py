@@ -233,6 +233,7 @@ LOGIN_URL = "/accounts/login/"
 # Flash messages server-side: a new API key is shown once through one, and must not travel in a cookie.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 LOGIN_REDIRECT_URL = "/console/"
+LOGOUT_REDIRECT_URL = LOGIN_URL
 
 # --- Metrics --------------------------------------------------------------------------------------
 # Bearer token Prometheus sends to /metrics; empty: /metrics answers loopback clients only.

@@ -151,3 +151,35 @@ def test_the_import_reader_sees_the_kinds_of_import_the_project_uses(tmp_path):
         ("chat.selectors", False),
         ("helpdesk.models", True),
     ]
+
+
+def _called_names(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            func = node.func
+            names.add(func.id if isinstance(func, ast.Name) else getattr(func, "attr", ""))
+    return names
+
+
+def _importers(module: str, name: str) -> list[str]:
+    """Project modules that import `name` from `module`."""
+    return sorted(
+        importer
+        for importer, path in project_modules().items()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.module == module and name in {a.name for a in node.names}
+    )
+
+
+def test_one_fallback_one_deferral_site_one_language_normaliser():
+    modules = project_modules()
+    assert [m for m, path in modules.items() if "rule_answer" in _called_names(path)] == ["chat.generation"]
+    assert [m for m, path in modules.items() if "DeferralFilter" in _called_names(path)] == ["chat.generation"]
+    # Every bot output is one of the pipeline's thin callers.
+    assert _importers("chat.generation", "generate") == ["chat.assist", "chat.completions", "chat.reply"]
+    # Language tags are reduced to their base language in one function (inference.language.language_base).
+    handmade = [
+        m for m, path in modules.items() if 'split("-")[0]' in path.read_text() or '.startswith("zh' in path.read_text()
+    ]
+    assert handmade == []

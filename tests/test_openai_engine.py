@@ -62,6 +62,8 @@ async def test_a_worker_on_the_openai_engine_streams_to_the_websocket(openai_ser
         "INFERENCE_BASE_URL": base,
         "INFERENCE_SERVED_MODEL_NAME": "smollm2",
         "INFERENCE_MAX_MODEL_LEN": "2048",
+        # Every token its own frame: a short reply from a fast server still shows that it streamed.
+        "CHAT_STREAM_COALESCE_MS": "0",
     }
     worker = stack.start_worker(env, logs_dir, name=f"celery-{kind}")
     web, base_url = stack.start_web(env, logs_dir, name=f"daphne-{kind}")

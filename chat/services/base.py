@@ -25,9 +25,16 @@ def staff_broadcast_on_commit(conversation: Conversation, event: dict) -> None:
     transaction.on_commit(partial(broadcast.group_send, conversation.staff_group_name, event))
 
 
-def conversation_lock(conversation_id: uuid.UUID) -> Conversation:
-    """The conversation, its row locked until the caller's transaction ends: writers of one conversation queue."""
-    return Conversation.objects.select_for_update().get(pk=conversation_id)
+def conversation_lock(conversation_id: uuid.UUID, *, with_site: bool = False) -> Conversation:
+    """The conversation, its row locked until the caller's transaction ends: writers of one conversation queue.
+
+    `with_site` reads its site in the same query (the site's row is not locked).
+    """
+    if with_site:
+        rows = Conversation.objects.select_related("site").select_for_update(of=("self",))
+    else:
+        rows = Conversation.objects.select_for_update()
+    return rows.get(pk=conversation_id)
 
 
 def seq_take(conversation: Conversation) -> int:

@@ -45,7 +45,7 @@ def message_post_customer(
     client_id = client_id if isinstance(client_id, str) else ""
     if len(client_id) > 64:
         raise MessageRejected("invalid_client_id", "client_id is at most 64 characters.")
-    conversation = conversation_lock(conversation_id)
+    conversation = conversation_lock(conversation_id, with_site=True)
     # Checked under the row lock, so two concurrent resends cannot both get through.
     if client_id:
         existing = Message.objects.filter(conversation_id=conversation_id, client_id=client_id).first()

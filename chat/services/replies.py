@@ -133,7 +133,7 @@ def _reply_locked_if_bot_may_speak(reply_id: int) -> Message | None:
     This re-check under the row lock is what keeps the bot silent after a handoff, even for a reply that was
     streaming when it happened.
     """
-    conversation_id = Message.objects.filter(pk=reply_id).values_list("conversation_id", flat=True).first()
+    conversation_id = Message.objects.filter(pk=reply_id).values_list("conversation_id", flat=True).order_by().first()
     if conversation_id is None:  # already withdrawn by the handoff
         return None
     conversation = conversation_lock(conversation_id)

@@ -1,0 +1,172 @@
+"""The one generation pipeline (chat.generation), driven with the spec'd fake engine: prompt, deadlines, the handoff
+signal, punctuation, the rule fallback, stopping, refusals and metrics; and every kind of bot output going
+through it."""
+
+import pytest
+from prometheus_client import REGISTRY
+
+from chat.generation import (
+    GenerationRefused,
+    GenerationRequest,
+    GenerationStopped,
+    Outcome,
+    Publisher,
+    generate,
+)
+from inference.engines import EngineError
+from inference.models import FallbackRule
+from inference.types import ChatTurn
+
+pytestmark = pytest.mark.django_db
+
+
+class Recorder(Publisher):
+    def __init__(self, stop_after: int | None = None):
+        super().__init__()
+        self.deltas: list[str] = []
+        self.started_with: dict | None = None
+        self.checks = 0
+        self.stop_after = stop_after
+
+    def started(self, *, engine_name, engine, params) -> None:
+        self.started_with = {"engine": engine_name, "model": engine.model_name, "params": params}
+
+    def delta(self, text: str) -> None:
+        self.deltas.append(text)
+
+    def still_wanted(self) -> None:
+        self.checks += 1
+        if self.stop_after is not None and self.checks >= self.stop_after:
+            raise GenerationStopped("nobody reads it")
+
+
+def request(text: str = "Where is my parcel?", **fields) -> GenerationRequest:
+    return GenerationRequest(**{"purpose": "reply", "history": [ChatTurn("user", text)], **fields})
+
+
+def counted(purpose: str, outcome: str) -> float:
+    return REGISTRY.get_sample_value("helpdesk_generations_total", {"purpose": purpose, "outcome": outcome}) or 0.0
+
+
+def test_an_answer_is_published_in_gathered_pieces_the_first_at_once(fake_engine, settings):
+    settings.CHAT_STREAM_COALESCE_MS = 10_000  # everything after the first piece waits for the end
+    fake_engine.script = ["Your ", "parcel ", "left ", "today."]
+    publisher = Recorder()
+    result = generate(request(), publisher)
+    assert result.outcome == Outcome.ANSWERED and result.text == "Your parcel left today."
+    assert publisher.deltas == ["Your ", "parcel left today."]
+    assert result.stats.completion_tokens == 4 and result.stats.finish_reason == "stop"
+    assert publisher.started_with["engine"] == "default"
+
+
+def test_the_prompt_is_the_active_template_with_the_customers_variables_then_the_history(fake_engine, settings):
+    settings.COMPANY_NAME = "Acme"
+    history = [ChatTurn("user", "hi"), ChatTurn("assistant", "Hello!"), ChatTurn("user", "你好")]
+    generate(GenerationRequest(purpose="reply", history=history, language="zh-CN", region="Asia/Shanghai"))
+    turns, params = fake_engine.calls[-1]
+    assert turns[0].role == "system" and "Acme" in turns[0].content and "Asia/Shanghai" in turns[0].content
+    assert "Chinese (简体中文)" in turns[0].content
+    assert turns[1:] == history
+    assert params.max_tokens == settings.INFERENCE_MAX_TOKENS
+
+
+def test_overrides_are_clamped_and_reach_the_engine(fake_engine, settings):
+    generate(request(overrides={"temperature": 9, "max_tokens": 7}))
+    _turns, params = fake_engine.calls[-1]
+    assert (params.temperature, params.max_tokens) == (2.0, 7)
+
+
+def test_the_handoff_signal_is_cut_out_and_ends_the_output(fake_engine):
+    fake_engine.script = ["I can't", " help. [[HAND", "OFF]] and more"]
+    publisher = Recorder()
+    result = generate(request(), publisher)
+    assert result.outcome == Outcome.DEFERRED and result.text == "I can't help."
+    assert "[" not in "".join(publisher.deltas) and "more" not in "".join(publisher.deltas)
+
+
+def test_chinese_gets_full_width_punctuation_as_it_streams(fake_engine):
+    fake_engine.script = ["您好,", "订单已发货!"]
+    publisher = Recorder()
+    result = generate(request(language="zh"), publisher)
+    assert result.text == "您好，订单已发货！" and "".join(publisher.deltas) == result.text
+
+
+def test_an_engine_failure_is_answered_by_the_first_matching_rule(fake_engine):
+    FallbackRule.objects.create(name="parcel", keywords="parcel", answer="Parcels take 3 days.", language="en")
+    fake_engine.script = ["Let me", EngineError("engine down")]
+    result = generate(request(language="en-GB"))
+    assert result.outcome == Outcome.RULES and result.text == "Parcels take 3 days."
+    assert result.stats.engine == "rules" and result.engine_failed and "engine down" in result.error
+
+
+def test_with_no_rule_the_failure_keeps_what_streamed(fake_engine):
+    fake_engine.script = ["Let me ", "check", EngineError("engine down")]
+    before = REGISTRY.get_sample_value("helpdesk_engine_failures_total", {"answered_by": "nobody"}) or 0
+    result = generate(request())
+    assert result.outcome == Outcome.FAILED and result.text == "Let me check" and result.error == "engine down"
+    assert REGISTRY.get_sample_value("helpdesk_engine_failures_total", {"answered_by": "nobody"}) == before + 1
+
+
+def test_outputs_for_agents_get_no_rule_answer(fake_engine):
+    FallbackRule.objects.create(name="parcel", keywords="parcel", answer="Parcels take 3 days.")
+    fake_engine.script = [EngineError("engine down")]
+    result = generate(request(rules_fallback=False, purpose="summary"))
+    assert result.outcome == Outcome.FAILED and result.text == ""
+
+
+def test_an_empty_reply_counts_as_an_engine_failure(fake_engine):
+    fake_engine.script = ["  ", "\n"]
+    assert generate(request()).outcome == Outcome.FAILED
+
+
+def test_a_reply_nobody_wants_any_more_stops_with_what_streamed(fake_engine, settings):
+    settings.CHAT_STREAM_COALESCE_MS = 0
+    fake_engine.script = ["word "] * 100
+    from inference.engines import engine_get
+
+    engine_get().delay_s = 0.02  # two seconds in all: the first check (after 1 s) stops it
+    result = generate(request(), Recorder(stop_after=1))
+    assert result.outcome == Outcome.STOPPED and result.error == "nobody reads it"
+    assert 0 < result.text.count("word") < 100
+
+
+def test_unknown_engines_and_templates_are_refused(fake_engine):
+    with pytest.raises(GenerationRefused) as unknown:
+        generate(request(engine="nope"))
+    assert unknown.value.code == "unknown_engine"
+    with pytest.raises(GenerationRefused) as bad:
+        generate(request(template="Hello {{customer_shoe_size}}"))
+    assert bad.value.code == "invalid_prompt" and fake_engine.calls == []
+
+
+def test_a_question_too_long_for_the_window_fails_instead_of_being_cut(fake_engine, settings):
+    settings.INFERENCE_MAX_MODEL_LEN = 64
+    result = generate(request("word " * 200))
+    assert result.outcome == Outcome.FAILED and "exceeds" in result.error and fake_engine.calls == []
+
+
+def test_every_outcome_is_counted_by_purpose(fake_engine):
+    before = counted("suggestion", Outcome.ANSWERED)
+    generate(request(purpose="suggestion"))
+    assert counted("suggestion", Outcome.ANSWERED) == before + 1
+
+
+def test_every_kind_of_bot_output_goes_through_the_pipeline(fake_engine):
+    from chat import services
+    from chat.assist import handoff_summary_generate, reply_suggest
+    from chat.completions import completion_generate, completion_job_new
+    from chat.reply import reply_generate
+
+    conversation, _ = services.conversation_start()
+    message, _ = services.message_post_customer(conversation_id=conversation.id, content="Where is my parcel?")
+    purposes = ("reply", "completion", "summary", "suggestion")
+    before = {purpose: counted(purpose, Outcome.ANSWERED) for purpose in purposes}
+    assert reply_generate(customer_message_id=message.pk).content == "Hello there!"
+    completion_generate(completion_job_new(turns=[["user", "hi"]], overrides={}))
+    assert handoff_summary_generate(conversation_id=conversation.id) == "Hello there!"
+    assert reply_suggest(conversation_id=conversation.id, agent_username="ann") == "Hello there!"
+    assert {purpose: counted(purpose, Outcome.ANSWERED) - before[purpose] for purpose in purposes} == dict.fromkeys(
+        purposes, 1.0
+    )
+    system_prompts = [turns[0].content for turns, _params in fake_engine.calls]
+    assert system_prompts[2].startswith("Summarize") and "draft replies" in system_prompts[3]
