@@ -25,23 +25,27 @@ def _history(conversation: Conversation) -> list[ChatTurn]:
     return history_turns(turns)
 
 
+def _request(conversation: Conversation, purpose: str, history: list[ChatTurn], template: str, max_tokens: int):
+    return GenerationRequest(
+        purpose=purpose,
+        history=history,
+        language=conversation.language,
+        region=conversation.region,
+        template=template,
+        overrides={**ASSIST_SAMPLING, "max_tokens": max_tokens},
+        rules_fallback=False,
+        label=f"{purpose} for {conversation.id}",
+    )
+
+
 def handoff_summary_generate(*, conversation_id: uuid.UUID) -> str:
     """Write the 2-3 line summary of a handed-off conversation for the agent; empty if the engine cannot."""
     conversation = Conversation.objects.get(pk=conversation_id)
     history = _history(conversation)
     if not history:
         return ""
-    request = GenerationRequest(
-        purpose="summary",
-        history=[ChatTurn("user", transcript(history, max_chars=SUMMARY_TRANSCRIPT_CHARS))],
-        language=conversation.language,
-        region=conversation.region,
-        template=SUMMARY_PROMPT,
-        overrides={**ASSIST_SAMPLING, "max_tokens": SUMMARY_MAX_TOKENS},
-        rules_fallback=False,
-        label=f"summary of {conversation_id}",
-    )
-    result = generate(request)
+    the_chat = [ChatTurn("user", transcript(history, max_chars=SUMMARY_TRANSCRIPT_CHARS))]
+    result = generate(_request(conversation, "summary", the_chat, SUMMARY_PROMPT, SUMMARY_MAX_TOKENS))
     if result.engine_failed:
         return ""
     services.conversation_summary_set(conversation_id=conversation_id, summary=result.text)
@@ -51,17 +55,8 @@ def handoff_summary_generate(*, conversation_id: uuid.UUID) -> str:
 def reply_suggest(*, conversation_id: uuid.UUID, agent_username: str) -> str:
     """Draft a reply for the agent to edit; it goes to the staff, never to the customer."""
     conversation = Conversation.objects.get(pk=conversation_id)
-    request = GenerationRequest(
-        purpose="suggestion",
-        history=_history(conversation) or [ChatTurn("user", "Hello")],
-        language=conversation.language,
-        region=conversation.region,
-        template=SUGGEST_PROMPT,
-        overrides={**ASSIST_SAMPLING, "max_tokens": SUGGESTION_MAX_TOKENS},
-        rules_fallback=False,
-        label=f"suggestion for {conversation_id}",
-    )
-    result = generate(request)
+    history = _history(conversation) or [ChatTurn("user", "Hello")]
+    result = generate(_request(conversation, "suggestion", history, SUGGEST_PROMPT, SUGGESTION_MAX_TOKENS))
     draft = "" if result.engine_failed else result.text
     services.reply_suggestion_send(conversation_id=conversation_id, agent_username=agent_username, text=draft)
     return draft
