@@ -68,6 +68,14 @@ class ConversationAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in Conversation._meta.fields if f.name not in ("status", "assignee", "secret_hash")]
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "assignee":  # choose among the agents; users are not made or edited from here
+            widget = field.widget
+            widget.can_add_related = widget.can_change_related = widget.can_delete_related = False
+            widget.can_view_related = False
+        return field
+
     def get_fields(self, request, obj=None):
         return ["status", "assignee", *self.get_readonly_fields(request, obj)]
 

@@ -229,3 +229,10 @@ def test_what_customers_and_the_bot_wrote_cannot_be_edited_or_added_in_the_admin
     assert admin_client.get("/admin/helpdesk/ticket/add/").status_code == 403
     conversation_page = admin_client.get(f"/admin/chat/conversation/{conversation.pk}/change/").content.decode()
     assert 'name="status"' in conversation_page and 'name="customer_email"' not in conversation_page
+
+
+def test_the_assignee_is_chosen_among_the_agents_only(admin_client, agents, django_user_model):
+    django_user_model.objects.create_user("customer-service-bot-account")  # no console permission
+    page = admin_client.get(f"/admin/chat/conversation/{queued('A').pk}/change/").content.decode()
+    assert ">ann<" in page and ">bob<" in page and "customer-service-bot-account" not in page
+    assert "add_id_assignee" not in page and "change_id_assignee" not in page  # no user editing from here
