@@ -31,13 +31,13 @@ class ConversationForm(forms.ModelForm):
     class Meta:
         model = Conversation
         fields = ("status", "assignee")
+        help_texts = {
+            "status": "Assign (choose an agent), hand back to the bot, or resolve: each as the console does it."
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["assignee"].queryset = selectors.console_users()
-        self.fields[
-            "status"
-        ].help_text = "Assign (choose an agent), hand back to the bot, or resolve: each as the console does it."
 
     def clean(self):
         cleaned = super().clean()

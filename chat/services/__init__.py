@@ -25,7 +25,6 @@ from chat.services.conversations import (
 from chat.services.errors import ActionRefused, ConversationRefused, MessageRejected
 from chat.services.live import reply_suggest_request, reply_suggestion_send, typing_signal
 from chat.services.messages import (
-    MESSAGES_PER_MINUTE_DEFAULT,
     message_clean,
     message_leave,
     message_post_agent,
@@ -44,7 +43,6 @@ from chat.services.replies import (
 )
 
 __all__ = [
-    "MESSAGES_PER_MINUTE_DEFAULT",
     "ActionRefused",
     "ConversationRefused",
     "MessageRejected",

@@ -236,3 +236,18 @@ def test_the_assignee_is_chosen_among_the_agents_only(admin_client, agents, djan
     page = admin_client.get(f"/admin/chat/conversation/{queued('A').pk}/change/").content.decode()
     assert ">ann<" in page and ">bob<" in page and "customer-service-bot-account" not in page
     assert "add_id_assignee" not in page and "change_id_assignee" not in page  # no user editing from here
+
+
+def test_the_bulk_resolve_action_resolves_as_the_console_does(
+    admin_client, agents, sent, django_capture_on_commit_callbacks
+):
+    ann = agents[0]
+    mine, waiting = claimed("A", ann), queued("B")
+    data = {"action": "resolve_selected", "_selected_action": [str(mine.pk), str(waiting.pk)]}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert admin_client.post("/admin/chat/conversation/", data).status_code == 302
+    for conversation in (mine, waiting):
+        status, _assignee, ticket, system, webhooks = state(conversation)
+        assert status == "resolved" and ticket[0] == Ticket.Status.RESOLVED and "conversation.resolved" in webhooks
+        assert system[-1] == "This conversation was resolved. How did we do?"
+    assert sum(1 for kind, event in sent if kind == "customer" and event.get("status") == "resolved") == 2
