@@ -1,15 +1,18 @@
 """The model helping agents: a summary of a handed-off conversation, and a suggested reply to edit.
 
-Both go through the generation pipeline like every bot output; they differ in their system prompt, their
-sampling and in having no rule fallback (a keyword rule is an answer to customers, not a summary or a draft).
+With a model trusted with facts (generative mode), both go through the generation pipeline like every bot output;
+they differ in their system prompt, their sampling and in having no rule fallback (a keyword rule is an answer to
+customers, not a summary or a draft). With a small model (extractive mode) both are built from the conversation
+and the knowledge base instead (chat.grounding): a small model's summaries and drafts invent facts.
 """
 
 import uuid
 
-from chat import services, session_cache
+from chat import grounding, services, session_cache
 from chat.generation import GenerationRequest, generate
-from chat.models import Conversation
+from chat.models import Conversation, HandoffReason
 from chat.prompting import history_turns
+from inference.engines import EngineError, engine_get
 from inference.prompt import SUGGEST_PROMPT, SUMMARY_PROMPT, transcript
 from inference.types import ChatTurn
 
@@ -34,8 +37,22 @@ def _request(conversation: Conversation, purpose: str, history: list[ChatTurn], 
         template=template,
         overrides={**ASSIST_SAMPLING, "max_tokens": max_tokens},
         rules_fallback=False,
+        grounded=False,
         label=f"{purpose} for {conversation.id}",
     )
+
+
+def _extractive(conversation: Conversation) -> bool:
+    """Whether the bot quotes rather than writes (KNOWLEDGE_ANSWER_MODE, or a small model, or none loadable)."""
+    try:
+        engine = engine_get()
+    except EngineError:
+        engine = None
+    return grounding.answer_mode(engine) == "extractive"
+
+
+def _site(conversation: Conversation) -> str:
+    return conversation.site.key if conversation.site_id else ""
 
 
 def handoff_summary_generate(*, conversation_id: uuid.UUID) -> str:
@@ -44,6 +61,13 @@ def handoff_summary_generate(*, conversation_id: uuid.UUID) -> str:
     history = _history(conversation)
     if not history:
         return ""
+    if _extractive(conversation):
+        reason = HandoffReason(conversation.handoff_reason).label if conversation.handoff_reason else ""
+        summary = grounding.summary_from_knowledge(
+            history=history, language=conversation.language, site=_site(conversation), reason=reason
+        )
+        services.conversation_summary_set(conversation_id=conversation_id, summary=summary)
+        return summary
     the_chat = [ChatTurn("user", transcript(history, max_chars=SUMMARY_TRANSCRIPT_CHARS))]
     result = generate(_request(conversation, "summary", the_chat, SUMMARY_PROMPT, SUMMARY_MAX_TOKENS))
     if result.engine_failed:
@@ -56,7 +80,12 @@ def reply_suggest(*, conversation_id: uuid.UUID, agent_username: str) -> str:
     """Draft a reply for the agent to edit; it goes to the staff, never to the customer."""
     conversation = Conversation.objects.get(pk=conversation_id)
     history = _history(conversation) or [ChatTurn("user", "Hello")]
-    result = generate(_request(conversation, "suggestion", history, SUGGEST_PROMPT, SUGGESTION_MAX_TOKENS))
-    draft = "" if result.engine_failed else result.text
+    if _extractive(conversation):
+        draft = grounding.suggestion_from_knowledge(
+            history=history, language=conversation.language, site=_site(conversation)
+        )
+    else:
+        result = generate(_request(conversation, "suggestion", history, SUGGEST_PROMPT, SUGGESTION_MAX_TOKENS))
+        draft = "" if result.engine_failed else result.text
     services.reply_suggestion_send(conversation_id=conversation_id, agent_username=agent_username, text=draft)
     return draft

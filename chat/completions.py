@@ -7,8 +7,10 @@ the whole history and nothing is stored. The worker publishes the job's events t
 
 - completion.start  {engine, model, params}: the sampling parameters exactly as handed to the engine;
 - completion.delta  {text};
-- completion.done   {text, handoff, finish_reason, stats{engine, prompt_tokens, completion_tokens, ttft_ms,
-                     tokens_per_s, duration_ms}};
+- completion.done   {text, streamed, handoff, handoff_reason, finish_reason, grounding, sources[{article_id, slug,
+                     title, url, passage_id, score}], stats{engine, prompt_tokens, completion_tokens, ttft_ms,
+                     tokens_per_s, duration_ms}}; `streamed`: the deltas carried all of `text` (a fallback's
+                     answer is not streamed);
 - completion.error  {code, message}.
 """
 
@@ -111,12 +113,16 @@ def completion_generate(job: CompletionJob) -> None:
         return None
     if result.outcome == Outcome.FAILED:
         return publisher.send("error", code="engine_unavailable", message=f"The model could not answer: {result.error}")
-    deferred = result.outcome == Outcome.DEFERRED
+    handoff_reason = {Outcome.DEFERRED: "model_deferred", Outcome.NO_KNOWLEDGE: "no_knowledge"}.get(result.outcome)
     return publisher.send(
         "done",
         text=result.text,
-        handoff=deferred,
-        finish_reason="handoff" if deferred else result.stats.finish_reason,
+        streamed=result.outcome != Outcome.RULES,
+        handoff=handoff_reason is not None,
+        handoff_reason=handoff_reason,
+        finish_reason="handoff" if handoff_reason else result.stats.finish_reason,
+        grounding=result.grounding,
+        sources=[source.as_dict() for source in result.sources],
         stats=_stats_dict(result.stats),
     )
 

@@ -4,18 +4,23 @@ Customer replies (chat.reply), API completions and the playground (chat.completi
 suggested replies (chat.assist) differ only in the history they bring, where their text goes while it streams (a
 `Publisher`) and what they store afterwards. Everything else happens here, once:
 
-    system prompt (the active template or the caller's, with its variables) + history, trimmed to the token budget
+    for outputs customers read: the knowledge base searched, and the way to answer chosen (chat.grounding):
+      small talk, no knowledge (a person takes over), a curated answer, extractive or generative
+    → system prompt (the active template or the caller's, with its variables; the passages in generative mode)
+      + history, trimmed to the token budget
     → the engine, with the first-token and total deadlines
     → the model's handoff signal cut out of the stream
     → full-width punctuation for Chinese
+    → the fact guard, a sentence at a time (chat.grounding.FactGate)
     → published in gathered pieces (CHAT_STREAM_COALESCE_MS), the first at once
-    → on an engine failure, the staff's keyword rules (for outputs a customer reads)
+    → on an engine failure, the extractive answer, else the staff's keyword rules (for outputs a customer reads)
     → counted for Prometheus.
 
 It works on plain data (turns, tags, settings) and stores nothing, so it serves stateless requests as well as
 conversations. A new rule (a guard on facts, a metric) added here applies to every output at once.
 """
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -24,6 +29,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from prometheus_client import Counter
 
+from chat import grounding, strings
+from chat.grounding import FACT_GUARD, FactGate, Grounding, GuardTripped, Plan, Source
 from chat.prompting import prompt_variables
 from inference import selectors as bot_config
 from inference.deferral import DeferralFilter
@@ -52,9 +59,10 @@ STILL_WANTED_CHECK_INTERVAL_S = 1.0
 
 
 class Outcome:
-    ANSWERED = "answered"  # the engine wrote the text
+    ANSWERED = "answered"  # the text answers (written by the engine, or taken from the knowledge base)
     DEFERRED = "deferred"  # the model asked for a person; `text` is what it wrote before the signal
-    RULES = "rules"  # the engine failed and a staff-written keyword rule answered
+    NO_KNOWLEDGE = "no_knowledge"  # nothing relevant is known: `text` says so, and a person should take over
+    RULES = "rules"  # the engine failed and a fallback answered (the knowledge base's extract, or a keyword rule)
     FAILED = "failed"  # the engine failed and nothing answered; `text` is what streamed before
     STOPPED = "stopped"  # nobody wanted the rest (Publisher.still_wanted); `text` is what streamed before
 
@@ -72,14 +80,22 @@ class GenerationRequest:
     engine: str | None = None  # a name from engine_names(); None: the default
     rules_fallback: bool = True  # whether keyword rules answer when the engine fails (outputs customers read)
     label: str = ""  # names the output in logs ("reply 42")
+    grounded: bool = True  # answered from the knowledge base (every output customers read); False: summaries, drafts
+    site: str = ""  # the site's key: its market's articles as well as those for every site
+    mode: str | None = None  # extractive or generative; None: KNOWLEDGE_ANSWER_MODE
+    fact_guard: bool | None = None  # None: KNOWLEDGE_FACT_GUARD (off only to measure what the guard prevents)
 
 
 @dataclass(frozen=True)
 class GenerationResult:
     outcome: str  # an Outcome
     text: str
-    stats: GenerationStats  # engine "rules" when a rule answered
+    stats: GenerationStats  # engine "rules" when a rule answered, "knowledge" when no model wrote the text
     error: str = ""  # why the engine failed, or why the output stopped
+    grounding: str = Grounding.UNGROUNDED  # how the answer was made (a chat.grounding.Grounding)
+    sources: tuple[Source, ...] = ()  # the passages the answer rests on
+    guard_tripped: bool = False  # the fact guard replaced generated text
+    plan: Plan | None = field(default=None, compare=False, repr=False)  # the knowledge step's decision
 
     @property
     def engine_failed(self) -> bool:
@@ -114,10 +130,15 @@ class Publisher:
         """Called about once a second while the engine streams; raise GenerationStopped to stop (frees the engine)."""
 
 
-def prompt_build(engine: Engine, request: GenerationRequest, params: SamplingParams) -> list[ChatTurn]:
-    """The system prompt with its variables, then the newest turns that fit the window with room for the reply."""
+def prompt_build(
+    engine: Engine, request: GenerationRequest, params: SamplingParams, plan: Plan | None = None
+) -> list[ChatTurn]:
+    """The system prompt with its variables (and the passages to answer from), then the newest turns that fit the
+    window with room for the reply."""
     template = bot_config.system_prompt_active() if request.template is None else request.template
     system = system_prompt_render(template, prompt_variables(language=request.language, region=request.region))
+    if plan is not None and plan.passages:
+        system = grounding.system_with_passages(system, plan.passages)
     return context_fit(engine, system, request.history, reserve_tokens=params.max_tokens)
 
 
@@ -129,28 +150,109 @@ def generate(request: GenerationRequest, publisher: Publisher | None = None) -> 
     else raised is a bug, and propagates.
     """
     publisher = publisher or Publisher()
-    deferral = DeferralFilter()
+    started = time.monotonic()
+    params = sampling_params_build(settings, request.overrides)
+    engine, engine_error = None, None
     try:
         engine = _engine(request.engine)
-        params = sampling_params_build(settings, request.overrides)
+    except EngineError as exc:  # no model: answers from the knowledge base still work
+        engine_error = exc
+    plan = None
+    if request.grounded:
+        plan = grounding.plan(
+            history=request.history, language=request.language, site=request.site, engine=engine, mode=request.mode
+        )
+        if plan.grounding == Grounding.SMALL_TALK:
+            params = dataclasses.replace(params, max_tokens=min(params.max_tokens, grounding.SMALL_TALK_MAX_TOKENS))
+    try:
+        if plan is not None and not plan.needs_engine:
+            if engine is not None:
+                publisher.started(engine_name=request.engine or DEFAULT_ENGINE, engine=engine, params=params)
+            return _counted(request, _answered_without_engine(plan, publisher, started))
+        if engine is None:
+            raise engine_error
         try:
-            turns = prompt_build(engine, request, params)
+            turns = prompt_build(engine, request, params, plan)
         except PromptError as exc:
             raise GenerationRefused("invalid_prompt", str(exc)) from exc
         publisher.started(engine_name=request.engine or DEFAULT_ENGINE, engine=engine, params=params)
         generation = generation_with_deadlines(engine, turns, params, settings)
-        text = _stream(generation, publisher, deferral, language=request.language)
+        gate = _gate(request, plan)
+        deferral = DeferralFilter()
+        try:
+            text = _stream(generation, publisher, deferral, language=request.language, gate=gate)
+        except GuardTripped as tripped:
+            return _counted(request, _guard_replaced(request, plan, publisher, generation.stats, str(tripped)))
         if not deferral.deferred and not text.strip():
             raise EngineError("the engine returned an empty reply")
     except GenerationStopped as stop:
         logger.info("%s stopped: %s", request.label or request.purpose, stop)
         return _counted(request, GenerationResult(Outcome.STOPPED, "".join(publisher.received), _stats(), str(stop)))
     except EngineError as exc:
-        return _counted(request, _fallback(request, "".join(publisher.received), exc))
+        return _counted(request, _fallback(request, plan, publisher, exc))
     outcome = Outcome.DEFERRED if deferral.deferred else Outcome.ANSWERED
     if deferral.deferred:
         logger.info("%s: the model deferred to a person", request.label or request.purpose)
-    return _counted(request, GenerationResult(outcome, text.strip(), generation.stats))
+    sources = tuple(plan.sources) if plan is not None else ()
+    if plan is not None and gate is not None and gate.cited and plan.passages:
+        cited = [plan.sources[i - 1] for i in sorted(gate.cited) if 0 < i <= len(plan.sources)]
+        sources = tuple(cited) or sources
+    return _counted(
+        request,
+        GenerationResult(
+            outcome, text.strip(), generation.stats, grounding=_grounding_of(plan), sources=sources, plan=plan
+        ),
+    )
+
+
+def _grounding_of(plan: Plan | None) -> str:
+    return Grounding.UNGROUNDED if plan is None else plan.grounding
+
+
+def _gate(request: GenerationRequest, plan: Plan | None) -> FactGate | None:
+    """The fact guard for what the model writes to a customer: its facts must be in the passages (or the
+    customer's own words); nothing at all when it was given no passages (small talk)."""
+    if plan is None:
+        return None
+    enabled = settings.KNOWLEDGE_FACT_GUARD if request.fact_guard is None else request.fact_guard
+    customer_words = [turn.content for turn in request.history if turn.role == "user"]
+    return FactGate(
+        [*(hit.text for hit in plan.passages), *(h.title for h in plan.passages), *customer_words], enabled=enabled
+    )
+
+
+def _answered_without_engine(plan: Plan, publisher: Publisher, started: float) -> GenerationResult:
+    """A curated, extractive or no-knowledge answer: published whole, no model involved."""
+    publisher.received.append(plan.text)
+    publisher.delta(plan.text)
+    elapsed = time.monotonic() - started
+    stats = GenerationStats(engine="knowledge", finish_reason="stop", ttft_ms=round(elapsed * 1000), duration_s=elapsed)
+    outcome = Outcome.NO_KNOWLEDGE if plan.grounding == Grounding.NO_KNOWLEDGE else Outcome.ANSWERED
+    return GenerationResult(outcome, plan.text, stats, grounding=plan.grounding, sources=tuple(plan.sources), plan=plan)
+
+
+def _guard_replaced(
+    request: GenerationRequest, plan: Plan, publisher: Publisher, stats: GenerationStats, unsupported: str
+) -> GenerationResult:
+    """The model stated a fact found in no passage: the verified sentences stay, the extractive answer follows
+    (or, for small talk, the canned greeting)."""
+    FACT_GUARD.labels(purpose=request.purpose).inc()
+    logger.warning("%s: fact guard held back a sentence stating %s", request.label or request.purpose, unsupported)
+    shown = "".join(publisher.received).strip()
+    replacement = plan.fallback_text() or strings.text("small_talk", request.language)
+    addition = ("\n\n" if shown else "") + replacement
+    publisher.received.append(addition)
+    publisher.delta(addition)
+    grounding_used = Grounding.EXTRACTIVE if plan.fallback_text() else plan.grounding
+    return GenerationResult(
+        Outcome.ANSWERED,
+        (shown + addition).strip(),
+        stats,
+        grounding=grounding_used,
+        sources=tuple(plan.sources[:1]) if plan.sources else (),
+        guard_tripped=True,
+        plan=plan,
+    )
 
 
 def _engine(name: str | None) -> Engine:
@@ -160,10 +262,13 @@ def _engine(name: str | None) -> Engine:
         raise GenerationRefused("unknown_engine", f"No engine is configured under the name {name!r}.") from None
 
 
-def _stream(generation: Generation, publisher: Publisher, deferral: DeferralFilter, *, language: str) -> str:
+def _stream(
+    generation: Generation, publisher: Publisher, deferral: DeferralFilter, *, language: str, gate: FactGate | None
+) -> str:
     """Publish the generation's text in gathered pieces (the first at once) and return all of it.
 
     The model's handoff signal is cut out before anything is published and ends the stream (`deferral.deferred`).
+    With a fact gate, text is published a sentence at a time once its facts are backed (GuardTripped otherwise).
     """
     punctuation = FullwidthPunctuation() if language_base(language) == "zh" else None
     interval = settings.CHAT_STREAM_COALESCE_MS / 1000
@@ -180,8 +285,10 @@ def _stream(generation: Generation, publisher: Publisher, deferral: DeferralFilt
             return "".join(parts)
         if punctuation is not None:
             text = punctuation.feed(text)
+        if gate is not None:
+            text = gate.feed(text)
         if not text:
-            continue  # held back: it may be the start of the handoff signal
+            continue  # held back: the start of the handoff signal, or a sentence not finished
         parts.append(text)
         pending.append(text)
         now = time.monotonic()
@@ -190,8 +297,10 @@ def _stream(generation: Generation, publisher: Publisher, deferral: DeferralFilt
             pending.clear()
             last_flush = now
     held = deferral.flush()
+    held = punctuation.feed(held) if punctuation is not None and held else held
+    if gate is not None:
+        held = gate.feed(held) + gate.flush()
     if held:
-        held = punctuation.feed(held) if punctuation is not None else held
         parts.append(held)
         pending.append(held)
     if pending:
@@ -199,21 +308,39 @@ def _stream(generation: Generation, publisher: Publisher, deferral: DeferralFilt
     return "".join(parts)
 
 
-def _fallback(request: GenerationRequest, streamed: str, error: EngineError) -> GenerationResult:
-    """The engine failed: the first matching keyword rule answers, if this output has rules at all."""
+def _fallback(
+    request: GenerationRequest, plan: Plan | None, publisher: Publisher, error: EngineError
+) -> GenerationResult:
+    """The engine failed: for outputs customers read, the extractive answer when a passage is relevant, else the
+    first matching keyword rule."""
     name = request.label or request.purpose
+    streamed = "".join(publisher.received)
     if not request.rules_fallback:
         logger.warning("%s failed: %s", name, error)
         return GenerationResult(Outcome.FAILED, streamed, _stats(), str(error))
+    if plan is not None and plan.grounding == Grounding.SMALL_TALK:
+        logger.warning("%s: small talk answered by the greeting after: %s", name, error)
+        greeting = strings.text("small_talk", request.language)
+        stats = _stats(engine="knowledge", finish_reason="stop")
+        return GenerationResult(Outcome.RULES, greeting, stats, str(error), Grounding.SMALL_TALK, plan=plan)
+    extract = plan.fallback_text() if plan is not None else None
+    if extract is not None:
+        ENGINE_FAILURES.labels(answered_by="knowledge").inc()
+        logger.warning("%s answered from the knowledge base after: %s", name, error)
+        stats = _stats(engine="knowledge", finish_reason="stop")
+        return GenerationResult(
+            Outcome.RULES, extract, stats, str(error), Grounding.EXTRACTIVE, tuple(plan.sources[:1]), plan=plan
+        )
     question = next((turn.content for turn in reversed(request.history) if turn.role == "user"), "")
     answer = rule_answer(question, bot_config.fallback_rules(), language=request.language)
     if answer is None:
         ENGINE_FAILURES.labels(answered_by="nobody").inc()
         logger.warning("%s failed, no rule matched: %s", name, error)
-        return GenerationResult(Outcome.FAILED, streamed, _stats(), str(error))
+        return GenerationResult(Outcome.FAILED, streamed, _stats(), str(error), plan=plan)
     ENGINE_FAILURES.labels(answered_by="rule").inc()
     logger.warning("%s answered by a rule after: %s", name, error)
-    return GenerationResult(Outcome.RULES, answer, _stats(engine="rules", finish_reason="stop"), str(error))
+    stats = _stats(engine="rules", finish_reason="stop")
+    return GenerationResult(Outcome.RULES, answer, stats, str(error), Grounding.RULES, plan=plan)
 
 
 def _stats(**fields) -> GenerationStats:

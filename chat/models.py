@@ -269,6 +269,11 @@ class Message(models.Model):
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     tokens_per_s = models.FloatField(null=True, blank=True)
     error = models.CharField(max_length=255, blank=True)
+    # For a bot reply: how it was made (chat.grounding.Grounding: extractive, generative, curated, small_talk,
+    # no_knowledge, rules), the knowledge passages it rests on, and whether the fact guard replaced generated text.
+    grounding = models.CharField(max_length=16, blank=True)
+    sources = models.JSONField(default=list, blank=True)
+    fact_guard_tripped = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 

@@ -6,7 +6,7 @@ import logging
 from django.db import transaction
 
 from chat import availability, presence, services, session_cache
-from chat.generation import GenerationRequest, GenerationStopped, Outcome, Publisher, generate
+from chat.generation import GenerationRequest, GenerationResult, GenerationStopped, Outcome, Publisher, generate
 from chat.models import Conversation, HandoffReason, Message
 from chat.prompting import history_turns
 
@@ -40,6 +40,7 @@ def reply_generation_request(reply: Message, overrides: dict | None = None) -> G
         history=history_turns(history),
         language=conversation.language,
         region=conversation.region,
+        site=conversation.site.key if conversation.site_id else "",
         overrides=overrides or {},
         label=f"reply {reply.pk}",
     )
@@ -50,8 +51,10 @@ def reply_generate(*, customer_message_id: int, overrides: dict | None = None) -
 
     `overrides` are the sampling parameters an API request asked for (clamped like every override).
 
-    When the engine fails or gives no first token within INFERENCE_FIRST_TOKEN_TIMEOUT, a staff-written keyword
-    rule answers if one matches; otherwise the reply is stored failed and the conversation goes to the agents.
+    When nothing relevant is in the knowledge base, the bot says so and the conversation goes to the agents
+    (no_knowledge). When the engine fails or gives no first token within INFERENCE_FIRST_TOKEN_TIMEOUT, the
+    knowledge base's extract or a staff-written keyword rule answers if one matches; otherwise the reply is stored
+    failed and the conversation goes to the agents.
     """
     reply = services.reply_start(customer_message_id=customer_message_id)
     if reply is None:
@@ -75,6 +78,13 @@ def reply_generate(*, customer_message_id: int, overrides: dict | None = None) -
         return None
     if result.outcome == Outcome.STOPPED:
         return services.reply_fail(reply_id=reply.pk, content=result.text, error=result.error)
+    if result.outcome == Outcome.NO_KNOWLEDGE:
+        with transaction.atomic():  # the customer reads why, then that a person is coming
+            said = _complete(reply, result)
+            services.conversation_hand_off(
+                conversation_id=reply.conversation_id, reason=HandoffReason.NO_KNOWLEDGE, message_id=customer_message_id
+            )
+        return said
     if result.outcome == Outcome.FAILED:
         with transaction.atomic():  # one commit: whoever hears of the failure already finds the handoff
             failed = services.reply_fail(reply_id=reply.pk, content=result.text, error=result.error)
@@ -84,6 +94,15 @@ def reply_generate(*, customer_message_id: int, overrides: dict | None = None) -
                 message_id=customer_message_id,
             )
         return failed
+    return _complete(reply, result)
+
+
+def _complete(reply: Message, result: GenerationResult) -> Message | None:
     return services.reply_complete(
-        reply_id=reply.pk, content=result.text, stats=services.ReplyStats.from_generation(result.stats)
+        reply_id=reply.pk,
+        content=result.text,
+        stats=services.ReplyStats.from_generation(result.stats),
+        grounding=result.grounding,
+        sources=[source.as_dict() for source in result.sources],
+        fact_guard_tripped=result.guard_tripped,
     )

@@ -55,7 +55,7 @@ def turn_outcome(*, customer_message_id: int) -> dict | None:
     conversation = message.conversation
     reply = Message.objects.filter(in_reply_to=message, role=Message.Role.BOT).first()
     outcome = {"conversation_status": conversation.status, "message_seq": message.seq, "reply": reply}
-    if reply is not None and reply.state == Message.State.COMPLETE:
+    if reply is not None and reply.state == Message.State.COMPLETE and reply.grounding != "no_knowledge":
         return {**outcome, "status": "answered"}
     if conversation.status in (Conversation.Status.QUEUED, Conversation.Status.AGENT):
         notice = (
@@ -64,7 +64,8 @@ def turn_outcome(*, customer_message_id: int) -> dict | None:
             .values_list("content", flat=True)
             .first()
         )
-        return {**outcome, "status": "handed_off", "reply": None, "notice": notice}
+        reason = conversation.handoff_reason
+        return {**outcome, "status": "handed_off", "reply": None, "notice": notice, "handoff_reason": reason}
     if conversation.status == Conversation.Status.RESOLVED:
         return {**outcome, "status": "resolved", "reply": None}
     if reply is not None and reply.state == Message.State.FAILED:

@@ -21,6 +21,8 @@ def message_to_dict(message: Message) -> dict:
             "ttft_ms": message.ttft_ms,
             "tokens_per_s": message.tokens_per_s,
         }
+        if message.sources:
+            data["sources"] = [{"title": s.get("title", ""), "url": s.get("url", "")} for s in message.sources]
     return data
 
 
@@ -39,6 +41,10 @@ def staff_message_to_dict(message: Message) -> dict:
     """A message as the staff see it: notes included, with the author."""
     data = message_to_dict(message)
     data["author"] = message.author.get_username() if message.author_id else None
+    if message.role == Message.Role.BOT and message.state != Message.State.STREAMING:
+        data["sources"] = message.sources  # with the article, passage and score, for the agent
+        data["grounding"] = message.grounding
+        data["fact_guard_tripped"] = message.fact_guard_tripped
     return data
 
 

@@ -54,3 +54,34 @@ def language_code(language: str) -> str:
 
 def text(key: str, language: str, **values: str) -> str:
     return STRINGS[key][language_code(language)].format(**values)
+
+
+# Knowledge-grounded answers (chat.grounding).
+STRINGS |= {
+    "kb_lead": {"en": "From our help article “{title}”:", "zh": "根据帮助中心《{title}》："},
+    "no_knowledge": {
+        "en": "I can't confirm that from our help center, so I'm not going to guess.",
+        "zh": "这个问题我无法根据帮助中心的资料确认，不能随意答复您。",
+    },
+    "no_knowledge_own": {
+        "en": "I can't look up your own orders or account, so a member of our team will check it.",
+        "zh": "我无法查询您的订单或账户信息，需要由客服为您核实。",
+    },
+    "small_talk": {
+        "en": "Hello! Ask me about orders, shipping, returns, invoices or your account.",
+        "zh": "您好！可以问我订单、配送、退货、发票或账户相关的问题。",
+    },
+    "small_talk_greeting": {
+        "en": "Hello! Ask me about orders, shipping, returns, invoices or your account.",
+        "zh": "您好！可以问我订单、配送、退货、发票或账户相关的问题。",
+    },
+    "small_talk_thanks": {
+        "en": "You're welcome! Is there anything else I can help with?",
+        "zh": "不客气！还有其他可以帮您的吗？",
+    },
+    "small_talk_goodbye": {"en": "Goodbye, and have a nice day!", "zh": "再见，祝您生活愉快！"},
+    "small_talk_acknowledgement": {
+        "en": "Is there anything else I can help with?",
+        "zh": "还有其他可以帮您的吗？",
+    },
+}

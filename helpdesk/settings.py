@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "ninja",  # its Swagger UI files, served locally for /api/docs
     "django_prometheus",
     "inference",
+    "knowledge",
     "chat",
     "helpdesk",
 ]
@@ -194,6 +195,24 @@ INFERENCE_FIRST_TOKEN_TIMEOUT = env.float("INFERENCE_FIRST_TOKEN_TIMEOUT", defau
 # Further named engines for the playground and the OpenAI-compatible API's `model` (JSON; each changes a few
 # INFERENCE_* settings of the default), e.g. {"qwen": {"engine": "openai", "base_url": "http://vllm:8000/v1"}}.
 INFERENCE_ENGINES = env.json("INFERENCE_ENGINES", default={})
+
+# --- Knowledge ------------------------------------------------------------------------------------
+# How the bot answers from the knowledge base: extractive (the cited article's best sentences; the model never
+# writes facts), generative (the passages go into the prompt and the answer cites them; for capable models such as
+# Qwen3-4B-Instruct-2507), or auto: extractive for models under 1 GB on disk (the bundled SmolLM2), else generative.
+KNOWLEDGE_ANSWER_MODE = env.str("KNOWLEDGE_ANSWER_MODE", default="auto")
+# The "nothing relevant" threshold on the final (fused) retrieval score, 0-1: under it the bot offers a person.
+KNOWLEDGE_MIN_SCORE = env.float("KNOWLEDGE_MIN_SCORE", default=0.23)
+# A curated answer (an article marked as one) scoring at least this is returned as written, without the model.
+KNOWLEDGE_FAQ_MIN_SCORE = env.float("KNOWLEDGE_FAQ_MIN_SCORE", default=0.8)
+# Semantic search (multilingual USE v3, in-process) as a second signal, and its weight in the fused score.
+KNOWLEDGE_SEMANTIC = env.bool("KNOWLEDGE_SEMANTIC", default=True)
+KNOWLEDGE_SEMANTIC_WEIGHT = env.float("KNOWLEDGE_SEMANTIC_WEIGHT", default=0.5)
+# The articles searched for customers whose language has none published.
+KNOWLEDGE_FALLBACK_LANGUAGE = env.str("KNOWLEDGE_FALLBACK_LANGUAGE", default="en")
+# Every generated answer's numbers, URLs and email addresses must appear in the passages it was given (or the
+# customer's words); if one does not, the extractive answer replaces it. Off only to measure what it prevents.
+KNOWLEDGE_FACT_GUARD = env.bool("KNOWLEDGE_FACT_GUARD", default=True)
 
 # --- REST API -------------------------------------------------------------------------------------
 # Requests per minute per API key (a key can have its own limit, set in the admin) and per client address.

@@ -51,6 +51,12 @@ def _outcome_body(session_id: str, conversation: Conversation, outcome: dict) ->
         "usage": None,
         "ttft_ms": reply.ttft_ms if reply else None,
         "tokens_per_s": reply.tokens_per_s if reply else None,
+        "grounding": reply.grounding if reply else None,
+        # The help-center articles the answer rests on.
+        "sources": [{k: s.get(k) for k in ("article_id", "slug", "title", "url", "score")} for s in reply.sources]
+        if reply
+        else [],
+        "handoff_reason": outcome.get("handoff_reason"),
     }
     if reply is not None:
         body["usage"] = {

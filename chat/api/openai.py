@@ -3,7 +3,9 @@
 Requests keep OpenAI's shape; the bot's own system prompt, context trimming, handoff signal and rule fallback
 apply (the client's system messages are not used: the helpdesk's prompt decides how the bot behaves). Nothing is
 stored: the caller brings the history. A reply the model hands to a person says so in its text and in the extra
-field `helpdesk.handoff`.
+field `helpdesk.handoff`. Answers are grounded like every bot output: `helpdesk.sources` lists the help-center
+articles an answer rests on, `helpdesk.grounding` how it was made (extractive, generative, curated, ...), and a
+question nothing in the knowledge base answers gets `helpdesk.handoff_reason: "no_knowledge"`.
 """
 
 import time
@@ -57,7 +59,19 @@ def _error(event: dict) -> ApiError:
 
 
 def _content(done: dict, language: str) -> str:
-    return strings.text("api_handoff", language) if done["handoff"] else done["text"]
+    if not done["handoff"]:
+        return done["text"]
+    if done.get("handoff_reason") == "no_knowledge":
+        return f"{done['text']} {strings.text('api_handoff', language)}"
+    return strings.text("api_handoff", language)
+
+
+def _unstreamed(done: dict, language: str) -> str:
+    """What the deltas did not carry: a fallback's text, or the handoff notice."""
+    if not done["handoff"]:
+        return "" if done["streamed"] else done["text"]
+    notice = strings.text("api_handoff", language)
+    return f" {notice}" if done.get("handoff_reason") == "no_knowledge" else notice
 
 
 def _finish_reason(done: dict) -> str:
@@ -75,7 +89,13 @@ def _usage(done: dict) -> dict:
 
 def _extra(done: dict) -> dict:
     stats = done["stats"]
-    return {"handoff": done["handoff"], **{k: stats[k] for k in ("engine", "ttft_ms", "tokens_per_s")}}
+    return {
+        "handoff": done["handoff"],
+        "handoff_reason": done.get("handoff_reason"),
+        "grounding": done.get("grounding", ""),
+        "sources": done.get("sources", []),
+        **{k: stats[k] for k in ("engine", "ttft_ms", "tokens_per_s")},
+    }
 
 
 @router.get(
@@ -146,8 +166,8 @@ async def _chunks(job: CompletionJob, head: dict, include_usage: bool) -> AsyncI
                 elif kind == "completion.error":
                     raise _error(event)
                 elif kind == "completion.done":
-                    if event["handoff"] or event["stats"]["engine"] == "rules":
-                        yield chunk({"content": _content(event, job.language)})  # not streamed by the model
+                    if rest := _unstreamed(event, job.language):
+                        yield chunk({"content": rest})
                     yield chunk({}, _finish_reason(event), helpdesk=_extra(event))
                     if include_usage:
                         yield sse(

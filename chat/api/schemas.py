@@ -59,6 +59,14 @@ class Usage(Schema):
     total_tokens: int
 
 
+class Source(Schema):
+    article_id: int
+    slug: str
+    title: str
+    url: str = ""
+    score: float
+
+
 class ChatOut(Schema):
     """What became of the turn. `response` is the bot's answer when `status` is "answered"."""
 
@@ -74,6 +82,11 @@ class ChatOut(Schema):
     usage: Usage | None = None
     ttft_ms: int | None = None
     tokens_per_s: float | None = None
+    grounding: str | None = Field(
+        None, description="How the answer was made: extractive, generative, curated, small_talk, rules."
+    )
+    sources: list[Source] = Field(default_factory=list, description="The help-center articles the answer rests on.")
+    handoff_reason: str | None = Field(None, description="Why a person took over (no_knowledge, model_deferred, ...).")
 
 
 class ErrorDetail(Schema):

@@ -172,8 +172,16 @@ def _reply_finish(reply: Message, **fields) -> Message:
 
 
 @transaction.atomic
-def reply_complete(*, reply_id: int, content: str, stats: ReplyStats) -> Message | None:
-    """Store the finished bot reply with its token counts and timing, and tell the clients.
+def reply_complete(
+    *,
+    reply_id: int,
+    content: str,
+    stats: ReplyStats,
+    grounding: str = "",
+    sources: list[dict] | None = None,
+    fact_guard_tripped: bool = False,
+) -> Message | None:
+    """Store the finished bot reply with its token counts, timing and sources, and tell the clients.
 
     None if the conversation was handed off meanwhile: then the reply is withdrawn instead.
     """
@@ -189,6 +197,9 @@ def reply_complete(*, reply_id: int, content: str, stats: ReplyStats) -> Message
         completion_tokens=stats.completion_tokens,
         ttft_ms=stats.ttft_ms,
         tokens_per_s=stats.tokens_per_s,
+        grounding=grounding,
+        sources=sources or [],
+        fact_guard_tripped=fact_guard_tripped,
     )
 
 

@@ -2,8 +2,21 @@
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from inference.types import ChatTurn, Delta, Health, SamplingParams
+
+# Models smaller than this on disk (SmolLM2-135M is 0.1 GB; Qwen3-4B is 8 GB) are not trusted to restate facts.
+SMALL_MODEL_BYTES = 1_000_000_000
+
+
+def model_bytes(path: Path) -> int:
+    """A model's size on disk: the file, or a folder's weight files."""
+    if path.is_file():
+        return path.stat().st_size
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".gguf", ".pt"))
+    return 0
 
 
 class EngineError(Exception):
@@ -37,6 +50,11 @@ class Engine(ABC):
     def model_name(self) -> str:
         """The model this engine serves, as shown to staff and API clients."""
         return self.name
+
+    @property
+    def trusted_with_facts(self) -> bool:
+        """Whether answers may be written by this model from passages (generative mode); small models quote instead."""
+        return True
 
     @property
     @abstractmethod

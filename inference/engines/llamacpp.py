@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from inference.engines.base import Engine, EngineError
+from inference.engines.base import SMALL_MODEL_BYTES, Engine, EngineError, model_bytes
 from inference.model_files import bundled_model_path
 from inference.types import ChatTurn, Delta, Health, SamplingParams
 
@@ -55,6 +55,10 @@ class LlamaCppEngine(Engine):
     @property
     def model_name(self) -> str:
         return self.model_path.stem
+
+    @property
+    def trusted_with_facts(self) -> bool:
+        return model_bytes(self.model_path) >= SMALL_MODEL_BYTES
 
     @property
     def max_model_len(self) -> int:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from inference.engines.base import Engine, EngineError
+from inference.engines.base import SMALL_MODEL_BYTES, Engine, EngineError, model_bytes
 from inference.types import ChatTurn, Delta, Health, SamplingParams
 
 logger = logging.getLogger(__name__)
@@ -93,6 +93,10 @@ class VllmEngine(Engine):
     @property
     def model_name(self) -> str:
         return self.served_name
+
+    @property
+    def trusted_with_facts(self) -> bool:
+        return model_bytes(Path(self.model)) >= SMALL_MODEL_BYTES
 
     @property
     def max_model_len(self) -> int:
