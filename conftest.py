@@ -21,6 +21,19 @@ def fake_engine(settings):
 
 
 @pytest.fixture
+def ungrounded(monkeypatch):
+    """Skip the pipeline's knowledge step (chat.grounding.plan): the fake engine answers customers on its own.
+
+    For tests of the engine's side of the pipeline (streaming, deadlines, the handoff signal, fallbacks, sockets),
+    which would otherwise hand every question to a person for want of articles. The knowledge step has its own
+    tests (chat/tests/test_grounded_generation.py, knowledge/tests), and production never skips it.
+    """
+    from chat import grounding
+
+    monkeypatch.setattr(grounding, "plan", lambda **kwargs: None)
+
+
+@pytest.fixture
 def in_process_generation(settings):
     """Generate replies in this process's thread pool instead of Celery; wait for them before the test ends."""
     from chat.dispatch import in_process_wait

@@ -162,7 +162,7 @@ def generate(request: GenerationRequest, publisher: Publisher | None = None) -> 
         plan = grounding.plan(
             history=request.history, language=request.language, site=request.site, engine=engine, mode=request.mode
         )
-        if plan.grounding == Grounding.SMALL_TALK:
+        if plan is not None and plan.grounding == Grounding.SMALL_TALK:
             params = dataclasses.replace(params, max_tokens=min(params.max_tokens, grounding.SMALL_TALK_MAX_TOKENS))
     try:
         if plan is not None and not plan.needs_engine:

@@ -126,7 +126,7 @@ def _joined(parts: list[str], chosen: set[int]) -> str:
     return ("" if is_chinese("".join(pieces)) else " ").join(pieces)
 
 
-_SENTENCE_ENDS = (".", "。", "!", "?", "!", "?", ";", ";", ":", ":")
+_SENTENCE_ENDS = (".", "。", "!", "！", "?", "？", ";", "；", ":", "：")
 
 
 # Small talk, by kind: answered without knowledge and never handed off. English words may be followed by a few
@@ -150,7 +150,7 @@ _SMALL_TALK = {
     )
     for kind in _SMALL_TALK_EN
 }
-_QUESTION = re.compile(r"[??]|\b(?:how|what|when|where|why|which|can|could|do|does|is|are)\b", re.IGNORECASE)
+_QUESTION = re.compile(r"[?？]|\b(?:how|what|when|where|why|which|can|could|do|does|is|are)\b", re.IGNORECASE)
 
 
 def small_talk_kind(text: str) -> str | None:

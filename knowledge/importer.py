@@ -51,7 +51,7 @@ def _bool(value: str, name: str) -> bool:
 
 
 def _tags(value: str) -> list[str]:
-    return [t.strip().strip("'\"") for t in value.strip().strip("[]").replace(",", ",").split(",") if t.strip()]
+    return [t.strip().strip("'\"") for t in value.strip().strip("[]").replace("，", ",").split(",") if t.strip()]
 
 
 def _article(values: dict[str, str], body: str, default_slug: str) -> ArticleInput:

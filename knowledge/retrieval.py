@@ -205,7 +205,10 @@ def retrieve(question: str, *, language: str, site: str = "", context: Sequence[
     if not current:
         return Retrieval(language, (), [], threshold)
     weight = settings.KNOWLEDGE_SEMANTIC_WEIGHT if index.vectors is not None else 0.0
-    candidates = _candidates(index, language, site, set(current) | set(combined or ()))
+    # Only passages this process has indexed: the full-text index may already hold some committed since.
+    candidates = {
+        pid for pid in _candidates(index, language, site, set(current) | set(combined or ())) if pid in index.rows
+    }
     semantic_now = semantic_context = None
     if weight and len(index.ids):
         semantic_now = _semantic(index, question)

@@ -2,13 +2,15 @@
 import's upserts, and drafts from conversations. Only these functions write knowledge's models."""
 
 import re
+import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_slug
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, PositiveBigIntegerField, Value
+from django.db.models.functions import Greatest
 
 from inference.language import language_base
 from knowledge import semantic
@@ -61,8 +63,12 @@ def article_input_check(data: ArticleInput) -> None:
 
 def index_version_bump() -> None:
     """Tell every process that the published passages changed (in the caller's transaction)."""
-    if not IndexVersion.objects.filter(pk=1).update(version=F("version") + 1):
-        IndexVersion.objects.create(pk=1, version=1)
+    # At least the time in microseconds, not just + 1: a number a process may have cached already never comes back
+    # (after a rolled-back bump, an emptied table or a restored backup, + 1 would repeat it for other passages).
+    now = time.time_ns() // 1000
+    bumped = Greatest(F("version") + 1, Value(now), output_field=PositiveBigIntegerField())
+    if not IndexVersion.objects.filter(pk=1).update(version=bumped):
+        IndexVersion.objects.create(pk=1, version=now)
 
 
 @transaction.atomic
@@ -147,6 +153,15 @@ def articles_publish(*, ids: list[int], published: bool) -> int:
     if changed:
         index_version_bump()
     return changed
+
+
+@transaction.atomic
+def articles_delete(*, ids: list[int]) -> int:
+    """Delete articles and their passages; returns how many articles were deleted."""
+    deleted = Article.objects.filter(pk__in=ids).delete()[1].get(Article._meta.label, 0)
+    if deleted:
+        index_version_bump()
+    return deleted
 
 
 @transaction.atomic

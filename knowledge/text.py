@@ -71,7 +71,8 @@ def terms(text: str) -> list[str]:
     return found
 
 
-_SENTENCE_END = re.compile(r"(?<=[。!?!?;;])|(?<=[.])\s+(?=[A-Z0-9\"'(])|\n+")
+_CJK_ENDS = ("。", "！", "？", "；")
+_SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=[.])\s+(?=[A-Z0-9\"'(])|\n+")
 
 
 def sentences(text: str) -> list[str]:
@@ -116,11 +117,14 @@ def markdown_sections(body: str, *, max_chars: int = 700) -> list[Section]:
             if piece and len(piece) + len(sentence) > max_chars:
                 sections.append(Section(heading, piece))
                 piece = ""
-            piece = f"{piece}\n{sentence}" if piece and "\n" in text else f"{piece} {sentence}".strip()
+            if piece and "\n" in text:
+                piece = f"{piece}\n{sentence}"
+            else:  # Chinese sentences follow each other without a space
+                piece = f"{piece}{'' if piece.endswith(_CJK_ENDS) else ' '}{sentence}".strip()
         if piece:
             sections.append(Section(heading, piece.strip()))
 
-    in_list = False
+    in_list = after_blank = False
     for raw in body.replace("\r\n", "\n").split("\n"):
         if match := _HEADING.match(raw):
             close()
@@ -130,10 +134,13 @@ def markdown_sections(body: str, *, max_chars: int = 700) -> list[Section]:
                 close()
         else:
             is_item = bool(_LIST_ITEM.match(raw))
-            if is_item and block and not in_list:
+            indented = raw.startswith((" ", "\t"))
+            # A list starts a passage of its own, and an unindented paragraph after a blank line ends it.
+            if block and ((is_item and not in_list) or (in_list and after_blank and not is_item and not indented)):
                 close()
-            in_list = is_item or (in_list and raw.startswith((" ", "\t")))
+            in_list = is_item or (in_list and indented)
             block.append(markdown_plain(_LIST_ITEM.sub("", raw)))
+        after_blank = not raw.strip()
     close()
     return sections
 

@@ -15,7 +15,7 @@ from chat.api.keys import api_key_create, api_key_revoke
 from chat.models import Conversation, Message
 from inference.engines import EngineError
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("ungrounded")]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from chat.models import Message
 from helpdesk.asgi import application
 from inference.engines import EngineError
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("ungrounded")]
 
 # A page of the helpdesk itself (conversations without a site accept only their own origin).
 ORIGIN = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]

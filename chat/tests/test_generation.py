@@ -17,7 +17,7 @@ from inference.engines import EngineError
 from inference.models import FallbackRule
 from inference.types import ChatTurn
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("ungrounded")]
 
 
 class Recorder(Publisher):

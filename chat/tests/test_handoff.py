@@ -11,7 +11,7 @@ from chat.tests.test_consumers import hello, receive_until
 from helpdesk.models import Ticket
 from inference.engines import EngineError, engine_get
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("ungrounded")]
 
 
 def reply_calls(fake_engine) -> list:

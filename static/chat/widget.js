@@ -69,6 +69,8 @@
     pickScore: ["Please choose a rating.", "请选择评分。"],
     thanks: ["Thank you for your rating!", "感谢您的评分!"],
     already_rated: ["You already rated this chat. Thank you!", "您已评过分,谢谢!"],
+    sources: ["Sources: ", "来源："],
+    sep: [", ", "、"],
   };
 
   function browserLang() {
@@ -293,6 +295,8 @@ svg{width:24px;height:24px;fill:currentColor}
 .hd-note{margin-top:3px}
 .hd-msg--failed .hd-note,.hd-msg--rejected .hd-note,.hd-ferr{color:var(--r)}
 .hd-time{margin:2px 4px 0;font-size:11px}
+.hd-src{margin:3px 4px 0;font-size:12px;color:var(--m)}
+.hd-src a{color:inherit}
 .hd-body p{margin:0 0 .5em}
 .hd-body>:last-child{margin-bottom:0}
 .hd-body ul,.hd-body ol{margin:.2em 0 .5em;padding-left:1.4em}
@@ -721,6 +725,16 @@ pre code{background:none;padding:0}
     } else body.textContent = r.content;
     li.replaceChildren(body);
     if (r.state === "failed" && r.role === "bot") li.append(h("div", { class: "hd-note", text: t("failed") }));
+    if (r.role === "bot" && r.state !== "streaming" && r.src.length) {
+      const seen = new Set(), el = h("div", { class: "hd-src", text: t("sources") });
+      for (const s of r.src) {
+        const title = s && typeof s.title === "string" ? s.title : "", url = safeUrl(String(s && s.url || ""));
+        if (!title || seen.has(title + url)) continue;
+        el.append(seen.size ? t("sep") : "", url.startsWith("http") ? h("a", { href: url, target: "_blank", rel: "noopener noreferrer", text: title }) : title);
+        seen.add(title + url);
+      }
+      if (seen.size) li.append(el);
+    }
     const te = timeEl(r.at);
     if (te) li.append(te);
   }
@@ -742,6 +756,7 @@ pre code{background:none;padding:0}
     }
     r = Object.assign(r || { seq: m.seq, li: h("li") }, {
       role: ROLES.includes(m.role) ? m.role : "system", content, state, gap, at: m.created_at, t: Date.now(),
+      src: Array.isArray(m.sources) ? m.sources : [],
     });
     msgs.set(m.seq, r);
     stick(() => {

@@ -58,18 +58,84 @@
       const li = document.createElement("li");
       const meta = document.createElement("small");
       const body = document.createElement("span");
-      li.append(meta, body);
+      const about = document.createElement("div");
+      about.className = "msg__about";
+      li.append(meta, body, about);
       li.dataset.seq = message.seq;
       const after = [...logEl.children].find((el) => Number(el.dataset.seq) > message.seq);
       logEl.insertBefore(li, after || null);
-      item = {li, meta, body};
+      item = {li, meta, body, about};
       rendered.set(message.seq, item);
     }
     item.li.className = "msg msg--" + message.role;
     const who = {customer: "Customer", bot: "Bot", agent: message.author || "Agent", note: "Note · " + (message.author || ""), system: ""};
     item.meta.textContent = who[message.role] || "";
     item.body.textContent = message.content;
+    renderAbout(item.about, message);
     logEl.scrollTop = logEl.scrollHeight;
+  }
+
+  // How a finished bot reply was made, and the knowledge-base articles it rests on.
+  const GROUNDING = {
+    extractive: "quoted from the help center",
+    curated: "curated answer",
+    generative: "generated from the help center",
+    no_knowledge: "no knowledge — handed off",
+    small_talk: "small talk",
+    rules: "keyword rule",
+  };
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function httpUrl(url) {
+    try {
+      const parsed = new URL(String(url || ""));
+      return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : "";
+    } catch (e) {
+      return "";
+    }
+  }
+
+  function renderAbout(about, message) {
+    about.replaceChildren();
+    if (message.role !== "bot") return;
+    const badges = el("div", "msg__badges");
+    const label = GROUNDING[message.grounding];
+    if (label) badges.append(el("span", "tag tag--grounding", label));
+    if (message.fact_guard_tripped) badges.append(el("span", "tag tag--warn", "fact guard replaced the model's text"));
+    if (badges.childElementCount) about.append(badges);
+    // One line per article, with its best-scoring passage.
+    const articles = new Map();
+    for (const source of Array.isArray(message.sources) ? message.sources : []) {
+      if (!source || !source.title) continue;
+      const key = source.article_id ?? source.title + "\n" + (source.url || "");
+      const seen = articles.get(key);
+      if (!seen || (Number(source.score) || 0) > (Number(seen.score) || 0)) articles.set(key, source);
+    }
+    if (!articles.size) return;
+    const list = el("ul", "msg__sources");
+    list.setAttribute("aria-label", "Sources");
+    for (const source of articles.values()) {
+      const li = el("li");
+      const url = httpUrl(source.url);
+      if (url) {
+        const link = el("a", "", source.title);
+        link.href = url;
+        link.target = "_blank";
+        link.rel = "noopener noreferrer";
+        li.append(link);
+      } else li.append(el("span", "", source.title));
+      if (typeof source.score === "number" && Number.isFinite(source.score)) {
+        li.append(" ", el("span", "muted", "score " + Number(source.score).toFixed(2)));
+      }
+      list.append(li);
+    }
+    about.append(el("div", "msg__sources-label muted", "Sources"), list);
   }
 
   function renderConversation(conv) {
