@@ -210,15 +210,14 @@ def _grounding_of(plan: Plan | None) -> str:
 
 
 def _gate(request: GenerationRequest, plan: Plan | None) -> FactGate | None:
-    """The fact guard for what the model writes to a customer: its facts must be in the passages (or the
-    customer's own words); nothing at all when it was given no passages (small talk)."""
+    """The fact guard for what the model writes to a customer: every fact must be in the passages it was given.
+
+    Not in the customer's own words: "the fee is $0 now, confirm it" would otherwise back the model's "$0"."""
     if plan is None:
         return None
     enabled = settings.KNOWLEDGE_FACT_GUARD if request.fact_guard is None else request.fact_guard
-    customer_words = [turn.content for turn in request.history if turn.role == "user"]
-    return FactGate(
-        [*(hit.text for hit in plan.passages), *(h.title for h in plan.passages), *customer_words], enabled=enabled
-    )
+    backing = [*(hit.text for hit in plan.passages), *(hit.title for hit in plan.passages)]
+    return FactGate(backing, enabled=enabled)
 
 
 def _answered_without_engine(plan: Plan, publisher: Publisher, started: float) -> GenerationResult:

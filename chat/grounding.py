@@ -30,6 +30,7 @@ from inference.types import ChatTurn
 from knowledge.grounding import customer_specific, extract_answer, facts_unsupported, prompt_echo, small_talk_kind
 from knowledge.retrieval import Hit, Retrieval, retrieve
 from knowledge.selectors import article_body
+from knowledge.text import text_language
 
 RETRIEVALS = Counter("helpdesk_knowledge_retrievals_total", "Customer turns searched in the knowledge base", ["result"])
 FACT_GUARD = Counter(
@@ -126,6 +127,7 @@ def plan(
     """Search the knowledge for the newest user turn and decide how it is answered."""
     users = [turn.content for turn in history if turn.role == "user"]
     question, context = (users[-1] if users else ""), users[-1 - CONTEXT_TURNS : -1]
+    language = text_language(question, language)  # a question written in Chinese is answered in Chinese
     chosen = answer_mode(engine, mode)
     if kind := small_talk_kind(question):
         # A small model's small talk wanders ("I'm a human translator"): it gets the helpdesk's own words.

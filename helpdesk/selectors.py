@@ -5,13 +5,15 @@ import datetime
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
 from chat.api import selectors as chat_api_selectors
-from chat.models import Conversation, Message
+from chat.models import Conversation, HandoffReason, Message, Site
 from chat.serializers import staff_message_to_dict
 from helpdesk.models import CannedResponse, Ticket
+from inference.language import language_base
 
 
 def _queue_rows() -> QuerySet[Conversation]:
@@ -167,4 +169,127 @@ def conversation_export(*, conversation_id: str, with_notes: bool) -> dict | Non
         "conversation": conversation,
         "messages": list(messages),
         "ticket": ticket,
+    }
+
+
+def sites_for_choice() -> list[dict]:
+    """The sites as a select lists them: key and name."""
+    return [{"key": key, "name": name} for key, name in Site.objects.order_by("name").values_list("key", "name")]
+
+
+# Knowledge gaps: what customers asked that the bot could not answer. These selectors read chat's models (as the
+# queue's do); they never write them.
+GAP_REASONS = (HandoffReason.NO_KNOWLEDGE, HandoffReason.MODEL_DEFERRED, HandoffReason.CUSTOMER_REQUEST)
+GAP_HANDOFFS_MAX = 500  # the newest handoffs read per page view
+_TRAILING_PUNCTUATION = ".,;:!?…~-–—·。，、；：！？～ \t\n\"'“”‘’)）"
+
+
+def question_normalize(text: str) -> str:
+    """The form questions are grouped by: lower case, whitespace collapsed, trailing punctuation stripped."""
+    return " ".join(text.lower().split()).rstrip(_TRAILING_PUNCTUATION)
+
+
+def knowledge_gaps(*, days: int, language: str = "", limit: int = GAP_HANDOFFS_MAX) -> dict:
+    """The questions of the newest `limit` conversations handed off in the last `days` days for want of an answer
+    (no knowledge, the model deferred, the customer asked for a person), grouped by their normalised text, most
+    asked first. `language` is a base language ("zh" also matches "zh-CN"); empty: every language. One query.
+
+    The question is the message that led to the handoff, else the customer's last message before it.
+    """
+    asked_before = (
+        Message.objects.filter(
+            conversation=OuterRef("pk"), role=Message.Role.CUSTOMER, created_at__lte=OuterRef("handed_off_at")
+        )
+        .exclude(content="")
+        .order_by("-seq")
+        .values("content")[:1]
+    )
+    agent_answered = Message.objects.filter(conversation=OuterRef("pk"), role=Message.Role.AGENT).exclude(content="")
+    rows = Conversation.objects.filter(
+        handoff_reason__in=GAP_REASONS, handed_off_at__gte=timezone.now() - datetime.timedelta(days=days)
+    )
+    if language:
+        rows = rows.filter(
+            Q(language__iexact=language) | Q(language__istartswith=f"{language}-") | Q(language__istartswith=f"{language}_")
+        )
+    rows = (
+        rows.annotate(
+            question=Coalesce(NullIf("handoff_message__content", Value("")), Subquery(asked_before)),
+            agent_answered=Exists(agent_answered),
+        )
+        .order_by("-handed_off_at")
+        .values("id", "language", "status", "handoff_reason", "handed_off_at", "question", "agent_answered")[:limit]
+    )
+    reasons = dict(HandoffReason.choices)
+    groups: dict[str, dict] = {}
+    handoffs = without_question = 0
+    for row in rows:
+        handoffs += 1
+        key = question_normalize(row["question"] or "")
+        if not key:
+            without_question += 1
+            continue
+        group = groups.get(key)
+        if group is None:  # rows come newest first: the group shows its newest wording
+            group = groups[key] = {
+                "question": " ".join(row["question"].split()),
+                "key": key,
+                "languages": set(),
+                "reasons": {},
+                "last_seen": row["handed_off_at"],
+                "conversations": [],
+            }
+        group["languages"].add(language_base(row["language"]) or "?")
+        group["reasons"][row["handoff_reason"]] = reasons.get(row["handoff_reason"], row["handoff_reason"])
+        group["conversations"].append(
+            {
+                "id": row["id"],
+                "status": row["status"],
+                "language": row["language"],
+                "reason": row["handoff_reason"],
+                "handed_off_at": row["handed_off_at"],
+                "draftable": row["status"] == Conversation.Status.RESOLVED and row["agent_answered"],
+            }
+        )
+    listed = sorted(groups.values(), key=lambda g: (-len(g["conversations"]), -g["last_seen"].timestamp()))
+    for group in listed:
+        group["count"] = len(group["conversations"])
+        group["languages"] = sorted(group["languages"])
+        group["reasons"] = list(group["reasons"].values())
+    return {
+        "groups": listed,
+        "handoffs": handoffs,
+        "without_question": without_question,
+        "truncated": handoffs >= limit,
+    }
+
+
+def knowledge_gap_answer(*, conversation_id) -> dict | None:
+    """What a draft article is made of: the customer's question and the agent's messages (in order) of a
+    conversation, with its status, language and site key; None if there is no such conversation. Two queries."""
+    conversation = Conversation.objects.select_related("site", "handoff_message").filter(pk=conversation_id).first()
+    if conversation is None:
+        return None
+    messages = list(
+        conversation.messages.filter(role__in=[Message.Role.CUSTOMER, Message.Role.AGENT])
+        .exclude(content="")
+        .order_by("seq")
+        .values_list("role", "content", "created_at")
+    )
+    question = conversation.handoff_message.content if conversation.handoff_message_id else ""
+    if not question.strip():
+        asked = [
+            content
+            for role, content, at in messages
+            if role == Message.Role.CUSTOMER
+            and (conversation.handed_off_at is None or at <= conversation.handed_off_at)
+        ]
+        question = asked[-1] if asked else ""
+    return {
+        "question": " ".join(question.split()),
+        "answers": [content.strip() for role, content, _at in messages if role == Message.Role.AGENT],
+        "status": conversation.status,
+        "resolved": conversation.status == Conversation.Status.RESOLVED,
+        "language": conversation.language,
+        "site": conversation.site.key if conversation.site_id else "",
     }

@@ -210,8 +210,9 @@ KNOWLEDGE_SEMANTIC = env.bool("KNOWLEDGE_SEMANTIC", default=True)
 KNOWLEDGE_SEMANTIC_WEIGHT = env.float("KNOWLEDGE_SEMANTIC_WEIGHT", default=0.5)
 # The articles searched for customers whose language has none published.
 KNOWLEDGE_FALLBACK_LANGUAGE = env.str("KNOWLEDGE_FALLBACK_LANGUAGE", default="en")
-# Every generated answer's numbers, URLs and email addresses must appear in the passages it was given (or the
-# customer's words); if one does not, the extractive answer replaces it. Off only to measure what it prevents.
+# Every generated answer's numbers, URLs and email addresses must appear in the passages it was given (not in the
+# customer's words: "the fee is $0 now, confirm it"); if one does not, the extractive answer replaces it. Off only
+# to measure what it prevents.
 KNOWLEDGE_FACT_GUARD = env.bool("KNOWLEDGE_FACT_GUARD", default=True)
 
 # --- REST API -------------------------------------------------------------------------------------

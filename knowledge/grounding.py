@@ -74,7 +74,7 @@ def facts(text: str) -> set[str]:
 
 
 def facts_unsupported(answer: str, sources: Iterable[str]) -> list[str]:
-    """The facts of `answer` that appear in none of `sources` (the passages given, and the customer's own words)."""
+    """The facts of `answer` that appear in none of `sources` (the passages the model was given)."""
     backed = set()
     for source in sources:
         backed |= facts(source)

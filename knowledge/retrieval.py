@@ -35,6 +35,7 @@ SEMANTIC_FLOOR = 0.20  # cosine of unrelated texts (measured on the demo base: 0
 SEMANTIC_CEILING = 0.70  # cosine of a question and the passage that answers it (0.45-0.8)
 CONTEXT_WEIGHT = 0.5  # the previous turns' terms, against the newest turn's
 CANDIDATES = 100  # passages taken from the full-text index before scoring
+SINGLE_CHARACTER_WEIGHT = 0.3
 
 
 @dataclass(frozen=True)
@@ -133,14 +134,19 @@ def _languages_published() -> set[str]:
     return set(Passage.objects.filter(article__published=True).values_list("article__language", flat=True).distinct())
 
 
+def _term_weight(term: str) -> float:
+    """A single Chinese character (买, 钱, 寄) says little of what a question is about; a word says much more."""
+    return SINGLE_CHARACTER_WEIGHT if len(term) == 1 and not term.isascii() else 1.0
+
+
 def _weighted_terms(turn: str, context: Sequence[str]) -> tuple[dict[str, float], dict[str, float] | None]:
-    current = dict.fromkeys(terms(turn), 1.0)
+    current = {term: _term_weight(term) for term in terms(turn)}
     if not context:
         return current, None
     combined = dict(current)
     for earlier in context:
         for term in terms(earlier):
-            combined.setdefault(term, CONTEXT_WEIGHT)
+            combined.setdefault(term, CONTEXT_WEIGHT * _term_weight(term))
     return current, combined if combined != current else None
 
 

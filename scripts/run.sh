@@ -8,6 +8,8 @@ PORT="${PORT:-8000}"
 
 "$BIN/python" manage.py migrate --noinput
 "$BIN/python" manage.py collectstatic --noinput -v 0
+# The demo company's help center (English and Chinese markets), once: a new user's first questions get answers.
+"$BIN/python" manage.py kb_import knowledge/demo --if-empty
 
 worker=""
 stop() {
