@@ -230,7 +230,7 @@ def table(runs: list[dict]) -> None:
     )
     for run in runs:
         f = run["figures"]
-        unsupported = f"{f['unsupported']}/{f['answers']}"
+        unsupported = f"{cell(f['unsupported_pct'], 6)} {f['unsupported']:>2}/{f['answers']:<2}"
         print(
             f"{run['config']:<20} {run['semantic']:<8} {cell(f['right_pct'], 7)} {cell(f['handoff_pct'], 8)} "
             f"{cell(f['overall_pct'], 8)} {unsupported:>12} {f['guard_tripped']:>6} "
@@ -242,7 +242,7 @@ def breakdown_table(title: str, groups: dict) -> None:
     print(f"\n{title}")
     print(f"  {'':<14} {'items':>5} {'right':>7} {'handoff':>8} {'overall':>8} {'unsupported':>12}")
     for name, f in groups.items():
-        unsupported = f"{f['unsupported']}/{f['answers']}"
+        unsupported = f"{cell(f['unsupported_pct'], 6)} {f['unsupported']:>2}/{f['answers']:<2}"
         print(
             f"  {name:<14} {f['items']:>5} {cell(f['right_pct'], 7)} {cell(f['handoff_pct'], 8)} "
             f"{cell(f['overall_pct'], 8)} {unsupported:>12}"
@@ -280,7 +280,7 @@ def main() -> None:
     started = time.perf_counter()
     with scratch_database("helpdesk_bench_eval", sqlite=args.sqlite) as url:
         django_setup(url)
-        report = evaluate(args, configs, semantics, url)
+        report = evaluate(args, configs, semantics)
     report["total_s"] = round(time.perf_counter() - started, 1)
 
     print()
@@ -306,7 +306,7 @@ def main() -> None:
         print(f"figures written to {args.json}")
 
 
-def evaluate(args, configs: list[str], semantics: list[str], url: str) -> dict:
+def evaluate(args, configs: list[str], semantics: list[str]) -> dict:
     from django.conf import settings
     from django.core.management import call_command
     from django.db import transaction
@@ -330,48 +330,46 @@ def evaluate(args, configs: list[str], semantics: list[str], url: str) -> dict:
 
     started = time.perf_counter()
     engine = engine_get()
-    warm_s = time.perf_counter() - started
+    model = engine.model_name
     print(
-        f"{len(imported.created)} articles imported from knowledge/demo; {len(items)} items; model {engine.model_name}; "
+        f"{len(imported.created)} articles imported from knowledge/demo; {len(items)} items; model {model}; "
         f"KNOWLEDGE_MIN_SCORE {min_score}; database {'SQLite' if args.sqlite else 'PostgreSQL'}",
         flush=True,
     )
-    runs = []
+    runs, warm_s = [], time.perf_counter() - started
     try:
-        runs_all(args, configs, semantics, items, corpus, min_score, runs)
+        for semantic in semantics:
+            with override_settings(KNOWLEDGE_SEMANTIC=semantic == "on", KNOWLEDGE_MIN_SCORE=min_score):
+                with transaction.atomic():
+                    index_version_bump()  # the per-process retrieval cache holds vectors or not: rebuild it
+                for config in configs:
+                    mode, guard = CONFIGS[config]
+                    warm_started = time.perf_counter()
+                    warm_up(mode)
+                    warm_s += time.perf_counter() - warm_started
+                    run_started = time.perf_counter()
+                    records = [run_item(item, mode, guard, corpus) for item in items]
+                    run = {
+                        "config": config,
+                        "mode": mode,
+                        "fact_guard": guard,
+                        "semantic": semantic,
+                        "figures": figures(records),
+                        "by_kind": breakdown(records, "kind"),
+                        "by_language": breakdown(records, "language"),
+                        "records": records,
+                    }
+                    runs.append(run)
+                    print(
+                        f"  {config:<20} semantic {semantic:<3}  overall {cell(run['figures']['overall_pct'], 6)}  "
+                        f"({time.perf_counter() - run_started:.0f} s)",
+                        flush=True,
+                    )
     finally:
-        engine_reset()  # closes llama.cpp while the interpreter still can (its __del__ at exit raises)
-
-        with override_settings(KNOWLEDGE_SEMANTIC=semantic == "on", KNOWLEDGE_MIN_SCORE=min_score):
-            with transaction.atomic():
-                index_version_bump()  # the per-process retrieval cache holds vectors or not: rebuild it
-            for config in configs:
-                mode, guard = CONFIGS[config]
-                warm_started = time.perf_counter()
-                warm_up(mode)
-                warm_s += time.perf_counter() - warm_started
-                run_started = time.perf_counter()
-                records = [run_item(item, mode, guard, corpus) for item in items]
-                run = {
-                    "config": config,
-                    "mode": mode,
-                    "fact_guard": guard,
-                    "semantic": semantic,
-                    "figures": figures(records),
-                    "by_kind": breakdown(records, "kind"),
-                    "by_language": breakdown(records, "language"),
-                    "records": records,
-                }
-                runs.append(run)
-                f = run["figures"]
-                print(
-                    f"  {config:<20} semantic {semantic:<3}  overall {cell(f['overall_pct'], 6)}  "
-                    f"({time.perf_counter() - run_started:.0f} s)",
-                    flush=True,
-                )
+        engine_reset()  # closes llama.cpp while the interpreter can (its __del__ at exit raises)
     return {
         "command": command_line(),
-        "model": engine.model_name,
+        "model": model,
         "database": "sqlite" if args.sqlite else "postgresql",
         "min_score": min_score,
         "semantic_weight": settings.KNOWLEDGE_SEMANTIC_WEIGHT,

@@ -1,7 +1,9 @@
 """ASGI entry point: HTTP through Django, websockets through Channels."""
 
 import asyncio
+import logging
 import os
+import threading
 
 from django.core.asgi import get_asgi_application
 
@@ -13,7 +15,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from chat import broadcast  # noqa: E402
 from chat import routing as chat_routing  # noqa: E402
+from django.conf import settings  # noqa: E402
+
 from helpdesk import routing as helpdesk_routing  # noqa: E402
+from knowledge.retrieval import retrieval_warm_up  # noqa: E402
 
 # Customers' sockets (chat), the console (helpdesk), then the refusal of any other ws/ path.
 websocket_urlpatterns = [
@@ -47,3 +52,15 @@ application = EventLoopBindMiddleware(
         }
     )
 )
+
+
+def _warm_up() -> None:
+    try:
+        retrieval_warm_up()
+    except Exception:  # not migrated yet, say: retrieval loads on first use instead
+        logging.getLogger(__name__).warning("knowledge warm-up skipped", exc_info=True)
+
+
+# Embedded mode answers in this process: load the knowledge index and models now, beside serving.
+if settings.GENERATION_BACKEND == "inprocess":
+    threading.Thread(target=_warm_up, name="knowledge-warm-up", daemon=True).start()

@@ -3,6 +3,9 @@
 A test chat goes through the customers' pipeline (the same worker, engine, prompt building, context trimming,
 handoff signal and rule fallback: chat.completions) but is not a conversation: nothing reaches the agents' queue
 or the reports. The page keeps the transcript and exports it as JSON.
+
+The retrieval test shows the pipeline's knowledge step alone (chat.grounding.plan): the passages found with their
+scores against the threshold, and how the question would be answered, without running a model.
 """
 
 import json
@@ -23,12 +26,15 @@ from chat.api.errors import ApiError
 from chat.api.relay import SSE_HEADERS, completion_events, sse
 from chat.api.schemas import RequestBody
 from chat.completions import completion_job_new
+from chat.grounding import MODES, Grounding, Plan, plan
 from chat.http import json_error
+from helpdesk.selectors import sites_for_choice
 from inference import selectors as bot_config
 from inference import services as bot_services
-from inference.engines import DEFAULT_ENGINE, EngineSettings, engine_names
+from inference.engines import DEFAULT_ENGINE, Engine, EngineError, EngineSettings, engine_get, engine_names
 from inference.params import BOUNDS
 from inference.prompt import PROMPT_VARIABLES, PromptError, prompt_variables_check
+from inference.types import ChatTurn
 
 
 class PlaygroundTurn(RequestBody):
@@ -111,6 +117,8 @@ def playground(request: HttpRequest) -> HttpResponse:
         "prompt": {"template": prompt["template"], "version": prompt["version"]},
         "variables": PROMPT_VARIABLES,
         "can_publish": request.user.has_perm("inference.add_systemprompt"),
+        "sites": sites_for_choice(),
+        "retrieval": {"question_max": RETRIEVAL_QUESTION_MAX, "previous_max": RETRIEVAL_PREVIOUS_MAX},
     }
     return render(request, "helpdesk/playground.html", {"config": context})
 
@@ -170,3 +178,164 @@ def playground_prompt_publish(request: HttpRequest) -> JsonResponse:
     except ValidationError as exc:
         return json_error(400, "invalid_prompt", " ".join(exc.messages))
     return JsonResponse({"version": prompt.version, "note": prompt.note}, status=201)
+
+
+# --- The retrieval test ---------------------------------------------------------------------------------------------
+
+RETRIEVAL_QUESTION_MAX = 2000  # characters of the question, and of each previous turn
+RETRIEVAL_PREVIOUS_MAX = 20  # previous customer turns
+SNIPPET_CHARS = 280
+OUTCOME_LABELS = {
+    "curated": "curated answer",
+    "extractive": "extractive",
+    "generative": "generative",
+    "small_talk": "small talk",
+    "no_knowledge": "no knowledge → handed off",
+    "customer_specific": "customer-specific → handed off",
+}
+
+
+class RetrievalTestIn(RequestBody):
+    question: str
+    language: str = Field("en", pattern="^(en|zh)$")
+    site: str = Field("", max_length=32)
+    mode: str = Field("auto", pattern="^(auto|extractive|generative)$")
+    previous: list[str] = Field(default_factory=list)
+    engine: str = DEFAULT_ENGINE
+
+
+class RetrievalTestInvalid(ValueError):
+    """A retrieval test that cannot run as asked; the message says why, for the person who asked."""
+
+
+def _answer_engine(name: str, requested: str) -> tuple[Engine | None, str]:
+    """The engine `auto` decides the mode by, and why the mode is what it is. Loads the engine only when needed."""
+    if requested in MODES:
+        return None, "as chosen"
+    if settings.KNOWLEDGE_ANSWER_MODE in MODES:
+        return None, "KNOWLEDGE_ANSWER_MODE"
+    try:
+        engine = engine_get(name)
+    except EngineError as exc:
+        return None, f"auto: no model could be loaded ({str(exc)[:160]})"
+    size = "trusted with facts" if engine.trusted_with_facts else "a small model, not trusted with facts"
+    return engine, f"auto: {engine.model_name} is {size}"
+
+
+def _outcome(found: Plan) -> str:
+    if found.grounding == Grounding.NO_KNOWLEDGE and found.retrieval is None:
+        return "customer_specific"  # a question about the customer's own order: the knowledge base is not searched
+    return found.grounding
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def retrieval_explain(
+    *,
+    question: str,
+    previous: list[str],
+    language: str,
+    site: str = "",
+    mode: str = "auto",
+    engine: str = DEFAULT_ENGINE,
+) -> dict:
+    """What the knowledge step (chat.grounding.plan) makes of a customer's question: the passages with their
+    scores and the threshold, how it would be answered and, when no model is needed, the answer. Runs no model;
+    `auto` may load the engine to know its size. Raises RetrievalTestInvalid for a question that cannot be asked."""
+    question = question.strip()
+    previous = [turn.strip() for turn in previous if turn.strip()]
+    if not question:
+        raise RetrievalTestInvalid("Write a question to search for.")
+    if len(question) > RETRIEVAL_QUESTION_MAX:
+        raise RetrievalTestInvalid(
+            f"The question is {len(question):,} characters long; the limit is {RETRIEVAL_QUESTION_MAX:,}."
+        )
+    if len(previous) > RETRIEVAL_PREVIOUS_MAX:
+        raise RetrievalTestInvalid(f"Give at most {RETRIEVAL_PREVIOUS_MAX} previous turns (one per line).")
+    if any(len(turn) > RETRIEVAL_QUESTION_MAX for turn in previous):
+        raise RetrievalTestInvalid(f"A previous turn is longer than {RETRIEVAL_QUESTION_MAX:,} characters.")
+    if site and site not in {s["key"] for s in sites_for_choice()}:
+        raise RetrievalTestInvalid(f"No site has the key {site!r}.")
+    if engine not in engine_names():
+        raise RetrievalTestInvalid(f"No engine named {engine!r}.")
+    model, mode_reason = _answer_engine(engine, mode)
+    history = [ChatTurn("user", turn) for turn in [*previous, question]]
+    found = plan(history=history, language=language, site=site, engine=model, mode=None if mode == "auto" else mode)
+    retrieval = found.retrieval
+    threshold = retrieval.threshold if retrieval is not None else settings.KNOWLEDGE_MIN_SCORE
+    used = {source.passage_id for source in found.sources} | {hit.passage_id for hit in found.passages}
+    outcome = _outcome(found)
+    return {
+        "question": question,
+        "context": list(found.context),
+        "language_requested": language,
+        "language": retrieval.language if retrieval is not None else found.language,
+        "searched": retrieval is not None,
+        "query_terms": list(retrieval.query_terms) if retrieval is not None else [],
+        "threshold": threshold,
+        "passages": [
+            {
+                "passage_id": hit.passage_id,
+                "article_id": hit.article_id,
+                "slug": hit.slug,
+                "title": hit.title,
+                "url": hit.url,
+                "heading": hit.heading,
+                "snippet": _clip(hit.text, SNIPPET_CHARS),
+                "score": hit.score,
+                "lexical": hit.lexical,
+                "semantic": hit.semantic,
+                "is_faq": hit.is_faq,
+                "relevant": hit.score >= threshold,
+                "used": hit.passage_id in used,
+            }
+            for hit in (retrieval.hits if retrieval is not None else [])
+        ],
+        "grounding": found.grounding,
+        "outcome": outcome,
+        "outcome_label": OUTCOME_LABELS.get(outcome, outcome),
+        "handed_off": found.grounding == Grounding.NO_KNOWLEDGE,
+        "mode": found.mode,
+        "mode_requested": mode,
+        "mode_reason": mode_reason,
+        "needs_model": found.needs_engine,
+        "answer": found.text,
+        "sources": [source.as_dict() for source in found.sources],
+        "note": _note(found, outcome),
+    }
+
+
+def _note(found: Plan, outcome: str) -> str:
+    if outcome == "generative":
+        return (
+            f"The model writes the answer from the {len(found.passages)} passage(s) marked “to the model”, citing "
+            "them; a sentence whose facts are in no passage is replaced by the extractive answer. The chat panel "
+            "of the playground runs it."
+        )
+    if outcome == "small_talk" and found.needs_engine:
+        return "The model answers small talk, without the knowledge base and fact-guarded. The chat panel runs it."
+    if outcome == "customer_specific":
+        return "A question about the customer's own order or account: the knowledge base is not searched."
+    if outcome == "small_talk":
+        return "Small talk: the knowledge base is not searched; the helpdesk's own words answer."
+    if outcome == "no_knowledge":
+        return "No passage reaches the threshold: the bot says it cannot confirm, and a person takes over."
+    return ""
+
+
+@require_POST
+@staff_endpoint
+def playground_retrieval(request: HttpRequest) -> JsonResponse:
+    """Test the knowledge step on a question: the passages, the threshold and the answer mode, as JSON."""
+    try:
+        payload = RetrievalTestIn.model_validate(json.loads(request.body or b"null"))
+    except (ValueError, SchemaError) as exc:
+        return json_error(400, "invalid_request", f"Invalid retrieval test: {exc}"[:2000])
+    try:
+        result = retrieval_explain(**payload.model_dump())
+    except RetrievalTestInvalid as exc:
+        return json_error(400, "invalid_question", str(exc))
+    return JsonResponse(result)

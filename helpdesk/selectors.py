@@ -209,9 +209,8 @@ def knowledge_gaps(*, days: int, language: str = "", limit: int = GAP_HANDOFFS_M
         handoff_reason__in=GAP_REASONS, handed_off_at__gte=timezone.now() - datetime.timedelta(days=days)
     )
     if language:
-        rows = rows.filter(
-            Q(language__iexact=language) | Q(language__istartswith=f"{language}-") | Q(language__istartswith=f"{language}_")
-        )
+        tags = Q(language__istartswith=f"{language}-") | Q(language__istartswith=f"{language}_")
+        rows = rows.filter(Q(language__iexact=language) | tags)
     rows = (
         rows.annotate(
             question=Coalesce(NullIf("handoff_message__content", Value("")), Subquery(asked_before)),

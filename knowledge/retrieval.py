@@ -261,3 +261,13 @@ def retrieve(question: str, *, language: str, site: str = "", context: Sequence[
         if pid in passages
     ]
     return Retrieval(language, tuple(current), hits, threshold)
+
+
+def retrieval_warm_up() -> None:
+    """Load the segmenter's dictionary, the embedding model and every language's index now, rather than on a
+    customer's first question (about a second on this machine)."""
+    terms("预热 warm up")  # jieba reads its dictionary on first use
+    if settings.KNOWLEDGE_SEMANTIC:
+        semantic.embed(["warm up"])
+    for language in _languages_published():
+        _language_index(language)

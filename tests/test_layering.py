@@ -186,3 +186,9 @@ def test_one_fallback_one_deferral_site_one_language_normaliser():
         m for m, path in modules.items() if 'split("-")[0]' in path.read_text() or '.startswith("zh' in path.read_text()
     ]
     assert handmade == []
+
+
+def test_knowledge_uses_only_the_language_normaliser_of_inference(graph):
+    used = {target for module, targets in graph.items() if _app(module) == "knowledge" for target, _ in targets}
+    assert {t for t in used if _app(t) == "inference"} == {"inference.language"}
+    assert {t for t in used if _app(t) in ("chat", "helpdesk")} == set()
