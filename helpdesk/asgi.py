@@ -12,11 +12,10 @@ django_asgi_app = get_asgi_application()  # sets Django up before anything impor
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from chat import broadcast  # noqa: E402
 from chat import routing as chat_routing  # noqa: E402
-from django.conf import settings  # noqa: E402
-
 from helpdesk import routing as helpdesk_routing  # noqa: E402
 from knowledge.retrieval import retrieval_warm_up  # noqa: E402
 
