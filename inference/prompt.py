@@ -38,10 +38,19 @@ def prompt_variables_check(template: str) -> None:
 
 
 def system_prompt_render(template: str, variables: Mapping[str, str], *, now: datetime | None = None) -> str:
-    """Fill `{{variable}}` placeholders; `current_time` defaults to now."""
+    """Fill `{{variable}}` placeholders; `current_time` defaults to now.
+
+    A line whose variable has no value is left out: told "The customer is in unknown.", a small model repeats it to
+    the customer.
+    """
     prompt_variables_check(template)
     values = {"current_time": (now or datetime.now().astimezone()).strftime("%Y-%m-%d %H:%M %Z"), **variables}
-    return _VARIABLE.sub(lambda m: str(values.get(m.group(1), "")) or "unknown", template)
+    lines = [
+        _VARIABLE.sub(lambda m: str(values.get(m.group(1), "")), line)
+        for line in template.split("\n")
+        if all(str(values.get(name, "")).strip() for name in _VARIABLE.findall(line))
+    ]
+    return "\n".join(lines)
 
 
 def context_fit(

@@ -25,8 +25,11 @@ def test_default_prompt_fills_every_variable():
     assert "{{" not in text
 
 
-def test_missing_variable_value_reads_unknown():
-    assert system_prompt_render("Region: {{ user_region }}", {"user_region": ""}) == "Region: unknown"
+def test_a_line_whose_variable_has_no_value_is_left_out():
+    # It used to read "The customer is in unknown.", which the bundled model repeated to customers.
+    template = "You help {{company_name}}.\nThe customer is in {{ user_region }}.\nBe brief."
+    assert system_prompt_render(template, {"company_name": "Acme", "user_region": ""}) == "You help Acme.\nBe brief."
+    assert "in Paris." in system_prompt_render(template, {"company_name": "Acme", "user_region": "Paris"})
 
 
 def test_unknown_variable_is_an_error():
