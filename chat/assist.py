@@ -10,7 +10,7 @@ import uuid
 
 from chat import grounding, services, session_cache
 from chat.generation import GenerationRequest, generate
-from chat.models import Conversation, HandoffReason
+from chat.models import Conversation
 from chat.prompting import history_turns
 from inference.engines import EngineError, engine_get
 from inference.prompt import SUGGEST_PROMPT, SUMMARY_PROMPT, transcript
@@ -62,9 +62,8 @@ def handoff_summary_generate(*, conversation_id: uuid.UUID) -> str:
     if not history:
         return ""
     if _extractive(conversation):
-        reason = HandoffReason(conversation.handoff_reason).label if conversation.handoff_reason else ""
         summary = grounding.summary_from_knowledge(
-            history=history, language=conversation.language, site=_site(conversation), reason=reason
+            history=history, language=conversation.language, site=_site(conversation)
         )
         services.conversation_summary_set(conversation_id=conversation_id, summary=summary)
         return summary

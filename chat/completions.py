@@ -40,6 +40,7 @@ class CompletionJob:
     system_prompt: str | None = None  # a draft template to try instead of the active version
     language: str = "en"
     region: str = ""
+    mode: str | None = None  # the answer mode to try (the playground); None: KNOWLEDGE_ANSWER_MODE
 
 
 def completion_group(job_id: str) -> str:
@@ -100,6 +101,7 @@ def completion_generate(job: CompletionJob) -> None:
         template=job.system_prompt,
         overrides=job.overrides,
         engine=job.engine,
+        mode=job.mode,
         label=f"completion {job.id}",
     )
     try:

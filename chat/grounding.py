@@ -209,9 +209,10 @@ class FactGate:
         return sentence
 
 
-def summary_from_knowledge(*, history: Sequence[ChatTurn], language: str, site: str, reason: str) -> str:
+def summary_from_knowledge(*, history: Sequence[ChatTurn], language: str, site: str) -> str:
     """The handoff summary for agents, built from the conversation and the knowledge base, not written by a model
-    that cannot be trusted with facts: what the customer asked, what the help center says of it, and why."""
+    that cannot be trusted with facts: what the customer asked, and what the help center says of it (the console
+    shows the handoff's reason beside it)."""
     users = [turn.content for turn in history if turn.role == "user"]
     if not users:
         return ""
@@ -225,8 +226,6 @@ def summary_from_knowledge(*, history: Sequence[ChatTurn], language: str, site: 
         lines.append(f"Help center: “{extract.hit.title}”: {extract.text}")
     else:
         lines.append("Help center: nothing relevant found.")
-    if reason:
-        lines.append(f"Handed off: {reason}")
     return "\n".join(lines)
 
 
