@@ -87,6 +87,7 @@ class _LanguageIndex:
 
 _cache_lock = threading.Lock()
 _cache: dict[str, _LanguageIndex] = {}
+_cache_languages: set[str] | None = None  # the languages with published passages
 _cache_version = -1
 
 
@@ -94,13 +95,19 @@ def _index_version() -> int:
     return IndexVersion.objects.filter(pk=1).values_list("version", flat=True).first() or 0
 
 
-def _language_index(language: str) -> _LanguageIndex:
-    global _cache_version
+def _cache_check() -> None:
+    """Forget what this process cached when the index changed (one primary-key read per retrieval)."""
+    global _cache_version, _cache_languages
     version = _index_version()
     with _cache_lock:
         if version != _cache_version:
             _cache.clear()
+            _cache_languages = None
             _cache_version = version
+
+
+def _language_index(language: str) -> _LanguageIndex:
+    with _cache_lock:
         if language not in _cache:
             _cache[language] = _language_index_build(language)
         return _cache[language]
@@ -131,7 +138,12 @@ def _language_index_build(language: str) -> _LanguageIndex:
 
 
 def _languages_published() -> set[str]:
-    return set(Passage.objects.filter(article__published=True).values_list("article__language", flat=True).distinct())
+    global _cache_languages
+    with _cache_lock:
+        if _cache_languages is None:
+            published = Passage.objects.filter(article__published=True)
+            _cache_languages = set(published.values_list("article__language", flat=True).distinct())
+        return _cache_languages
 
 
 def _term_weight(term: str) -> float:
@@ -202,6 +214,7 @@ def retrieve(question: str, *, language: str, site: str = "", context: Sequence[
     the question's own when it is written in Chinese, else `language`; when nothing is published in it,
     KNOWLEDGE_FALLBACK_LANGUAGE's articles are searched.
     """
+    _cache_check()
     language = text_language(question, language)
     if language not in _languages_published():
         language = settings.KNOWLEDGE_FALLBACK_LANGUAGE
@@ -210,7 +223,8 @@ def retrieve(question: str, *, language: str, site: str = "", context: Sequence[
     current, combined = _weighted_terms(question, context)
     if not current:
         return Retrieval(language, (), [], threshold)
-    weight = settings.KNOWLEDGE_SEMANTIC_WEIGHT if index.vectors is not None else 0.0
+    semantic_on = settings.KNOWLEDGE_SEMANTIC and index.vectors is not None
+    weight = settings.KNOWLEDGE_SEMANTIC_WEIGHT if semantic_on else 0.0
     # Only passages this process has indexed: the full-text index may already hold some committed since.
     candidates = {
         pid for pid in _candidates(index, language, site, set(current) | set(combined or ())) if pid in index.rows
@@ -269,5 +283,6 @@ def retrieval_warm_up() -> None:
     terms("预热 warm up")  # jieba reads its dictionary on first use
     if settings.KNOWLEDGE_SEMANTIC:
         semantic.embed(["warm up"])
+    _cache_check()
     for language in _languages_published():
         _language_index(language)
