@@ -5,7 +5,7 @@ import datetime
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery, TextField, Value
 from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
@@ -213,7 +213,9 @@ def knowledge_gaps(*, days: int, language: str = "", limit: int = GAP_HANDOFFS_M
         rows = rows.filter(Q(language__iexact=language) | tags)
     rows = (
         rows.annotate(
-            question=Coalesce(NullIf("handoff_message__content", Value("")), Subquery(asked_before)),
+            question=Coalesce(
+                NullIf("handoff_message__content", Value("")), Subquery(asked_before), output_field=TextField()
+            ),
             agent_answered=Exists(agent_answered),
         )
         .order_by("-handed_off_at")

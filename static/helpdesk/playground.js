@@ -398,5 +398,145 @@
     setTimeout(() => URL.revokeObjectURL(link.href), 1000);
   });
 
+  // --- tabs: the test chat and the retrieval test -------------------------------------------------------------
+  const tabs = [$("tab-chat"), $("tab-retrieval")];
+
+  function tabShow(tab) {
+    for (const other of tabs) {
+      const chosen = other === tab;
+      other.setAttribute("aria-selected", String(chosen));
+      other.tabIndex = chosen ? 0 : -1;
+      $(other.getAttribute("aria-controls")).hidden = !chosen;
+    }
+  }
+
+  for (const tab of tabs) {
+    tab.addEventListener("click", () => tabShow(tab));
+    tab.addEventListener("keydown", (ev) => {
+      if (ev.key !== "ArrowLeft" && ev.key !== "ArrowRight") return;
+      const next = tabs[(tabs.indexOf(tab) + (ev.key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length];
+      tabShow(next);
+      next.focus();
+    });
+  }
+
+  // --- retrieval test: the knowledge step alone (no model) ----------------------------------------------------
+  const score = (v) => (v === null || v === undefined ? "—" : Number(v).toFixed(3));
+
+  function showRetrievalError(text) { $("rt-error").textContent = text || ""; $("rt-error").hidden = !text; }
+
+  function scoreCell(value, threshold, fused) {
+    const td = el("td", "num");
+    td.appendChild(el(fused ? "strong" : "span", "", score(value)));
+    if (fused) {
+      const bar = el("span", "rt__bar");
+      const fill = el("span");
+      fill.style.width = Math.max(0, Math.min(1, value)) * 100 + "%";
+      const mark = el("i");
+      mark.style.left = Math.max(0, Math.min(1, threshold)) * 100 + "%";
+      mark.title = "threshold " + score(threshold);
+      bar.append(fill, mark);
+      td.appendChild(bar);
+    }
+    return td;
+  }
+
+  function thresholdRow(threshold) {
+    const tr = el("tr", "rt__threshold");
+    const td = el("td");
+    td.colSpan = 6;
+    td.appendChild(el("div", "", "threshold " + score(threshold) + " — passages under this line are not used"));
+    tr.appendChild(td);
+    return tr;
+  }
+
+  function renderRetrieval(data) {
+    const outcome = $("rt-outcome");
+    outcome.textContent = data.outcome_label;
+    outcome.className = data.handed_off ? "rt__outcome--handoff" : "";
+    $("rt-mode-used").textContent = data.mode + " (" + data.mode_reason + ")";
+    $("rt-language-used").textContent = data.searched
+      ? data.language + (data.language !== data.language_requested ? " (asked in " + data.language_requested + ")" : "")
+      : "not searched";
+    $("rt-threshold").textContent = score(data.threshold);
+    $("rt-terms").textContent = data.query_terms.length ? data.query_terms.join(" · ") : "—";
+    $("rt-note").textContent = data.note;
+    $("rt-note").hidden = !data.note;
+    const hasAnswer = typeof data.answer === "string";
+    $("rt-answer").textContent = hasAnswer ? data.answer : "";
+    $("rt-answer").hidden = !hasAnswer;
+    $("rt-answer-label").hidden = !hasAnswer;
+
+    const body = $("rt-passages");
+    body.replaceChildren();
+    let lineDrawn = false;
+    data.passages.forEach((passage, index) => {
+      if (!passage.relevant && !lineDrawn) { body.appendChild(thresholdRow(data.threshold)); lineDrawn = true; }
+      const tr = el("tr", passage.relevant ? "" : "rt__under");
+      tr.appendChild(el("td", "num", String(index + 1)));
+      const text = el("td");
+      const title = el("div", "rt__title");
+      if (passage.url) {
+        const link = el("a", "", passage.title);
+        link.href = passage.url;
+        link.target = "_blank";
+        link.rel = "noopener";
+        title.appendChild(link);
+      } else {
+        title.textContent = passage.title;
+      }
+      if (passage.is_faq) title.append(" ", el("span", "tag", "curated answer"));
+      text.append(title);
+      if (passage.heading) text.appendChild(el("div", "rt__heading", passage.heading));
+      text.appendChild(el("div", "rt__snippet", passage.snippet));
+      tr.appendChild(text);
+      tr.appendChild(scoreCell(passage.score, data.threshold, true));
+      tr.appendChild(scoreCell(passage.lexical));
+      tr.appendChild(scoreCell(passage.semantic));
+      const use = el("td");
+      if (passage.used) use.appendChild(el("span", "tag", data.grounding === "generative" ? "to the model" : "answers"));
+      tr.appendChild(use);
+      body.appendChild(tr);
+    });
+    if (data.passages.length && !lineDrawn) body.appendChild(thresholdRow(data.threshold));
+    $("rt-table").hidden = !data.passages.length;
+    $("rt-none").textContent = data.searched ? "The search found no passage for this question." : "";
+    $("rt-none").hidden = !data.searched || data.passages.length > 0;
+    $("rt-result").hidden = false;
+  }
+
+  $("rt-language").value = $("language").value;
+  $("rt-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const question = $("rt-question").value.trim();
+    showRetrievalError("");
+    if (!question) { showRetrievalError("Write a question to search for."); $("rt-question").focus(); return; }
+    const body = {
+      question,
+      language: $("rt-language").value,
+      site: $("rt-site").value,
+      mode: $("rt-mode").value,
+      previous: $("rt-previous").value.split(/\r?\n/).map((line) => line.trim()).filter(Boolean),
+      engine: engineChosen().name,
+    };
+    $("rt-submit").disabled = true;
+    try {
+      const response = await postJson("/playground/retrieval", body);
+      const type = response.headers.get("Content-Type") || "";
+      if (!response.ok || response.redirected || !type.startsWith("application/json")) {
+        showRetrievalError(await refusal(response));
+        return;
+      }
+      renderRetrieval(await response.json());
+    } catch (err) {
+      showRetrievalError("The retrieval test failed: " + err.message);
+    } finally {
+      $("rt-submit").disabled = false;
+    }
+  });
+  $("rt-question").addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); $("rt-form").requestSubmit(); }
+  });
+
   showEmpty();
 })();
