@@ -122,9 +122,17 @@ def extractive_text(question: str, hits: Sequence[Hit], context: Sequence[str], 
 
 
 def plan(
-    *, history: Sequence[ChatTurn], language: str, site: str, engine: Engine | None, mode: str | None = None
+    *,
+    history: Sequence[ChatTurn],
+    language: str,
+    site: str,
+    engine: Engine | None,
+    mode: str | None = None,
+    counted: bool = True,
 ) -> Plan:
-    """Search the knowledge for the newest user turn and decide how it is answered."""
+    """Search the knowledge for the newest user turn and decide how it is answered.
+
+    `counted`: whether the search counts in helpdesk_knowledge_retrievals_total (not for staff trying questions)."""
     users = [turn.content for turn in history if turn.role == "user"]
     question, context = (users[-1] if users else ""), users[-1 - CONTEXT_TURNS : -1]
     language = text_language(question, language)  # a question written in Chinese is answered in Chinese
@@ -134,12 +142,14 @@ def plan(
         canned = strings.text(f"small_talk_{kind}", language) if chosen == "extractive" else None
         return Plan(Grounding.SMALL_TALK, chosen, question, context, language, text=canned)
     if customer_specific(question):
-        RETRIEVALS.labels(result="customer_specific").inc()
+        if counted:
+            RETRIEVALS.labels(result="customer_specific").inc()
         text = strings.text("no_knowledge_own", language)
         return Plan(Grounding.NO_KNOWLEDGE, chosen, question, context, language, text=text)
     retrieval = retrieve(question, language=language, site=site, context=context)
     relevant = retrieval.relevant
-    RETRIEVALS.labels(result="hit" if relevant else "miss").inc()
+    if counted:
+        RETRIEVALS.labels(result="hit" if relevant else "miss").inc()
     base = {"mode": chosen, "question": question, "context": context, "language": language, "retrieval": retrieval}
     if not relevant:
         return Plan(Grounding.NO_KNOWLEDGE, text=strings.text("no_knowledge", language), **base)

@@ -263,7 +263,8 @@ def retrieval_explain(
         raise RetrievalTestInvalid(f"No engine named {engine!r}.")
     model, mode_reason = _answer_engine(engine, mode)
     history = [ChatTurn("user", turn) for turn in [*previous, question]]
-    found = plan(history=history, language=language, site=site, engine=model, mode=None if mode == "auto" else mode)
+    requested = None if mode == "auto" else mode
+    found = plan(history=history, language=language, site=site, engine=model, mode=requested, counted=False)
     retrieval = found.retrieval
     threshold = retrieval.threshold if retrieval is not None else settings.KNOWLEDGE_MIN_SCORE
     used = {source.passage_id for source in found.sources} | {hit.passage_id for hit in found.passages}
