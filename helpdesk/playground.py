@@ -11,6 +11,7 @@ scores against the threshold, and how the question would be answered, without ru
 import json
 from contextlib import aclosing
 from functools import wraps
+from typing import Literal
 
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
@@ -56,6 +57,8 @@ class PlaygroundIn(RequestBody):
     params: PlaygroundParams
     language: str = Field("en", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
     region: str = Field("", max_length=64)
+    # How the knowledge base answers: auto (KNOWLEDGE_ANSWER_MODE), or try extractive or generative.
+    mode: Literal["auto", "extractive", "generative"] = "auto"
 
 
 def _is_staff(user) -> bool:
@@ -145,6 +148,7 @@ async def playground_generate(request: HttpRequest) -> HttpResponse:
         system_prompt=payload.system_prompt,
         language=payload.language,
         region=payload.region,
+        mode=None if payload.mode == "auto" else payload.mode,
     )
     return StreamingHttpResponse(_events(job), content_type="text/event-stream", headers=SSE_HEADERS)
 

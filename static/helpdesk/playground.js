@@ -252,6 +252,7 @@
       params,
       language: $("language").value,
       region: $("region").value.trim(),
+      mode: $("answer-mode").value,
     };
     const userTurn = {role: "user", content: text, params_sent: null, params_applied: null, stats: null,
                       finish_reason: null, handoff: null};
