@@ -9,8 +9,9 @@ from knowledge.retrieval import Hit
 from knowledge.text import is_chinese, normalize, sentences, terms
 
 # Facts an answer can state, each found by a pattern and compared in a normal form.
-_URL = re.compile(r"https?://[^\s)<>\]\"'，。]+", re.IGNORECASE)
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Matched in normalised text (NFKC turns "，" into ","): a URL also ends at a comma and at Chinese text.
+_URL = re.compile(r"https?://[^\s)<>\]\"',，。\u3000-\u303f\u3400-\u9fff]+", re.IGNORECASE)
+_EMAIL = re.compile(r"[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+", re.IGNORECASE)  # ASCII: \w is Chinese too
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 _ZH_NUMERAL = re.compile(
     r"[零〇一二两三四五六七八九十百千万]+(?=\s*(?:个|天|日|年|月|周|小时|分钟|元|块|%|倍|次|件|折|工作日|星期))"

@@ -149,7 +149,12 @@ def knowledge_import(root: Path, *, replace: bool = False) -> ImportReport:
     """Import a folder (or one file); see the module's docstring."""
     report = ImportReport()
     seen: dict[str, str] = {}
-    for source, item in _inputs(Path(root)):
+    inputs = _inputs(Path(root))
+    # Every title and tag first, so that all the import's passages are segmented with the same words.
+    services.vocabulary_learn(
+        [w for _, item in inputs if isinstance(item, ArticleInput) for w in (item.title, *item.tags)]
+    )
+    for source, item in inputs:
         if isinstance(item, ArticleInvalid):
             report.refused.append((source, str(item)))
             continue

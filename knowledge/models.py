@@ -53,7 +53,7 @@ class Passage(models.Model):
 
 
 class IndexVersion(models.Model):
-    """One row whose counter moves whenever the published passages change: processes rebuild their caches then."""
+    """One row whose value changes whenever the published passages change: processes rebuild their caches then."""
 
     version = models.PositiveBigIntegerField(default=0)
 

@@ -68,13 +68,35 @@ def index_version_bump() -> None:
     now = time.time_ns() // 1000
     bumped = Greatest(F("version") + 1, Value(now), output_field=PositiveBigIntegerField())
     if not IndexVersion.objects.filter(pk=1).update(version=bumped):
-        IndexVersion.objects.create(pk=1, version=now)
+        # The first bump (or the first after the table was emptied): an upsert, as two may race to create the row.
+        IndexVersion.objects.bulk_create(
+            [IndexVersion(pk=1, version=now)], update_conflicts=True, unique_fields=["id"], update_fields=["version"]
+        )
+
+
+_vocabulary_loaded = False
+
+
+def vocabulary_learn(words: list[str] | None = None) -> None:
+    """Teach the segmenter every article's title and tags (once per process) and `words`, before segmenting.
+
+    Passages indexed by different processes, or before and after an article added a word, must be segmented with
+    the same dictionary, or a term of one ("退货运费") never meets the same words cut otherwise (退 / 货运 / 运费).
+    """
+    global _vocabulary_loaded
+    if not _vocabulary_loaded:
+        known = []
+        for title, tags in Article.objects.values_list("title", "tags").iterator(chunk_size=2000):
+            known.extend([title, *(tags or [])])
+        jieba_words_add(known)
+        _vocabulary_loaded = True
+    jieba_words_add(words or [])
 
 
 @transaction.atomic
 def article_index(article: Article) -> int:
     """Split the article into passages and index them (terms, and embeddings when semantic search is on)."""
-    jieba_words_add([article.title, *article.tags])
+    vocabulary_learn([article.title, *article.tags])
     sections = markdown_sections(article.body)
     article.passages.all().delete()
     passages = [
@@ -94,6 +116,16 @@ def article_index(article: Article) -> int:
     Passage.objects.bulk_create(passages)
     index_version_bump()
     return len(passages)
+
+
+def articles_reindex() -> int:
+    """Index every article again with the segmenter's whole vocabulary (after words were added, or an upgrade);
+    returns how many passages there are now."""
+    vocabulary_learn()
+    passages = 0
+    for article in Article.objects.order_by("pk").iterator(chunk_size=200):
+        passages += article_index(article)
+    return passages
 
 
 @transaction.atomic

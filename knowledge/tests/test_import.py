@@ -273,3 +273,19 @@ def test_the_demo_knowledge_base_imports_whole(settings):
     assert not Article.objects.filter(passages__isnull=True).exists()
     assert all(a.title and a.url.startswith("https://") for a in Article.objects.all())
     assert len(knowledge_import(DEMO).unchanged) == 18
+
+
+def test_reindexing_segments_every_passage_with_the_whole_knowledge_bases_words():
+    # Indexed before any article taught the segmenter "报关单号", the first article's passage cuts it up.
+    first, _ = services.article_save(
+        data=services.ArticleInput(slug="customs", title="清关", body="请提供报关单号以便查询。", language="zh")
+    )
+    before = set(Passage.objects.get(article=first).tokens.split())
+    services.article_save(
+        data=services.ArticleInput(slug="glossary", title="报关单号", body="报关单号是海关给的编号。", language="zh")
+    )
+    out = StringIO()
+    call_command("kb_reindex", stdout=out)
+    after = set(Passage.objects.get(article=first).tokens.split())
+    assert "报关单号" in after and "报关单号" not in before
+    assert "2 articles indexed again" in out.getvalue()
