@@ -238,17 +238,17 @@ def _guard_replaced(
     FACT_GUARD.labels(purpose=request.purpose).inc()
     logger.warning("%s: fact guard held back a sentence stating %s", request.label or request.purpose, unsupported)
     shown = "".join(publisher.received).strip()
-    replacement = plan.fallback_text() or strings.text("small_talk", request.language)
+    extract = plan.fallback()
+    replacement = extract[0] if extract else strings.text("small_talk", request.language)
     addition = ("\n\n" if shown else "") + replacement
     publisher.received.append(addition)
     publisher.delta(addition)
-    grounding_used = Grounding.EXTRACTIVE if plan.fallback_text() else plan.grounding
     return GenerationResult(
         Outcome.ANSWERED,
         (shown + addition).strip(),
         stats,
-        grounding=grounding_used,
-        sources=tuple(plan.sources[:1]) if plan.sources else (),
+        grounding=Grounding.EXTRACTIVE if extract else plan.grounding,
+        sources=(extract[1],) if extract else (),
         guard_tripped=True,
         plan=plan,
     )
@@ -322,14 +322,13 @@ def _fallback(
         greeting = strings.text("small_talk", request.language)
         stats = _stats(engine="knowledge", finish_reason="stop")
         return GenerationResult(Outcome.RULES, greeting, stats, str(error), Grounding.SMALL_TALK, plan=plan)
-    extract = plan.fallback_text() if plan is not None else None
+    extract = plan.fallback() if plan is not None else None
     if extract is not None:
         ENGINE_FAILURES.labels(answered_by="knowledge").inc()
         logger.warning("%s answered from the knowledge base after: %s", name, error)
         stats = _stats(engine="knowledge", finish_reason="stop")
-        return GenerationResult(
-            Outcome.RULES, extract, stats, str(error), Grounding.EXTRACTIVE, tuple(plan.sources[:1]), plan=plan
-        )
+        text, source = extract
+        return GenerationResult(Outcome.RULES, text, stats, str(error), Grounding.EXTRACTIVE, (source,), plan=plan)
     question = next((turn.content for turn in reversed(request.history) if turn.role == "user"), "")
     answer = rule_answer(question, bot_config.fallback_rules(), language=request.language)
     if answer is None:

@@ -100,11 +100,13 @@ class Plan:
     def needs_engine(self) -> bool:
         return self.text is None
 
-    def fallback_text(self) -> str | None:
-        """The extractive answer, when a relevant passage exists (the engine failed, or the guard tripped)."""
+    def fallback(self) -> tuple[str, "Source"] | None:
+        """The extractive answer and its source, when a relevant passage exists (the engine failed, or the guard
+        tripped)."""
         if self.retrieval is None or not self.retrieval.relevant:
             return None
-        return extractive_text(self.question, self.retrieval.relevant, self.context, self.language)
+        text, quoted = extractive_answer(self.question, self.retrieval.relevant, self.context, self.language)
+        return text, Source.from_hit(quoted)
 
 
 def answer_mode(engine: Engine | None, requested: str | None = None) -> str:
@@ -116,9 +118,14 @@ def answer_mode(engine: Engine | None, requested: str | None = None) -> str:
     return "generative" if engine is not None and engine.trusted_with_facts else "extractive"
 
 
-def extractive_text(question: str, hits: Sequence[Hit], context: Sequence[str], language: str) -> str:
+def extractive_answer(question: str, hits: Sequence[Hit], context: Sequence[str], language: str) -> tuple[str, Hit]:
+    """The extractive answer (a lead naming the article, then its sentences) and the passage it quotes."""
     extract = extract_answer(question, hits, context=context)
-    return strings.text("kb_lead", language, title=extract.hit.title) + "\n" + extract.text
+    return strings.text("kb_lead", language, title=extract.hit.title) + "\n" + extract.text, extract.hit
+
+
+def extractive_text(question: str, hits: Sequence[Hit], context: Sequence[str], language: str) -> str:
+    return extractive_answer(question, hits, context, language)[0]
 
 
 def plan(
@@ -158,8 +165,8 @@ def plan(
         body = article_body(best.article_id) or best.text
         return Plan(Grounding.CURATED, text=body, sources=[Source.from_hit(best)], **base)
     if chosen == "extractive":
-        text = extractive_text(question, relevant, context, language)
-        return Plan(Grounding.EXTRACTIVE, text=text, sources=[Source.from_hit(best)], **base)
+        text, quoted = extractive_answer(question, relevant, context, language)
+        return Plan(Grounding.EXTRACTIVE, text=text, sources=[Source.from_hit(quoted)], **base)
     passages = relevant[:GENERATIVE_PASSAGES]
     return Plan(Grounding.GENERATIVE, passages=passages, sources=[Source.from_hit(h) for h in passages], **base)
 

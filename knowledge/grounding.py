@@ -90,20 +90,61 @@ class Extract:
     hit: Hit
 
 
-def extract_answer(question: str, hits: Sequence[Hit], *, context: Sequence[str] = (), max_chars: int = 360) -> Extract:
-    """The best passage's sentences that answer the question, in the passage's order, at most `max_chars`.
+# What a question asks for, and the sentences that state it: "how long" wants a duration, "how much" a price.
+_ASKS = {
+    "duration": re.compile(
+        r"\bhow long\b|\bhow many (?:days|hours|weeks)\b|\bwhen\b|多久|几天|多长时间|什么时候|多少天", re.I
+    ),
+    "price": re.compile(r"\bhow much\b|\bcosts?\b|\bprice\b|\bfees?\b|多少钱|费用|价格|运费|收费", re.I),
+}
+_STATES = {
+    "duration": re.compile(
+        r"\d\s*(?:[-–至到]\s*\d+\s*)?(?:business |working )?(?:days?|hours?|weeks?|months?|years?|minutes?)\b"
+        r"|\d\s*(?:[-–至到]\s*\d+\s*)?(?:个)?(?:工作日|天|小时|周|个月|年|分钟)",
+        re.I,
+    ),
+    "price": re.compile(r"[$¥€£]\s*\d|\d\s*(?:元|块|dollars?|usd|rmb)\b|\bfree\b|免费|包邮", re.I),
+}
+CONTEXT_SENTENCE_WEIGHT = 0.3  # the earlier turns' terms, when choosing sentences: they pick the topic, not the fact
+ASKED_FACT_BONUS = 1.0  # a sentence stating what the question asks for (a duration, a price)
+EXTRACT_PASSAGES = 5  # the relevant passages whose sentences compete (retrieval returns at most 5)
+SUBJECT_BONUS = 0.5  # a sentence that starts with what the question is about ("Refunds are issued ...")
+RETRIEVAL_WEIGHT = 0.5  # the passage's retrieval score, when its sentences compete with another passage's
 
-    Sentences are scored by the question's terms they contain (the context's at half weight); the best one is kept
-    with its best-scoring neighbours; a passage whose sentences share no term with the question (it matched by its
-    heading, or by meaning) gives its first sentences.
+
+def extract_answer(question: str, hits: Sequence[Hit], *, context: Sequence[str] = (), max_chars: int = 360) -> Extract:
+    """The sentences of the relevant passages that best answer the question, at most `max_chars`.
+
+    Sentences of the relevant passages (up to five) are scored by the question's terms they contain (the earlier
+    turns' at a lower weight), plus a bonus when they start with one of the question's words (their subject) and when they state
+    what the question asks for (a duration for "how long", a price for "how much"), plus half their passage's
+    retrieval score. The best one is kept with the best-scoring others of its
+    passage, in the passage's order; that passage is the one cited. A passage whose sentences share nothing with the
+    question (it matched by meaning) gives its first sentences.
     """
-    hit = hits[0]
     wanted = dict.fromkeys(terms(question), 1.0)
     for earlier in context:
         for term in terms(earlier):
-            wanted.setdefault(term, 0.5)
-    parts = sentences(hit.text)
-    scores = [sum(w for t, w in wanted.items() if t in set(terms(s))) for s in parts]
+            wanted.setdefault(term, CONTEXT_SENTENCE_WEIGHT)
+    asks = [kind for kind, pattern in _ASKS.items() if pattern.search(question)]
+
+    def score(sentence: str) -> float:
+        found = terms(sentence)
+        present = set(found)
+        value = sum(w for t, w in wanted.items() if t in present)
+        if value <= 0:
+            return 0.0  # a sentence sharing no word with the question is not chosen for what it states
+        subject = SUBJECT_BONUS if any(wanted.get(t) == 1.0 for t in found[:2]) else 0.0
+        return value + subject + sum(ASKED_FACT_BONUS for kind in asks if _STATES[kind].search(sentence))
+
+    best_hit, best_parts, best_scores, best_value = hits[0], [], [], float("-inf")
+    for hit in hits[:EXTRACT_PASSAGES]:
+        parts = sentences(hit.text)
+        scores = [score(p) for p in parts]
+        value = (max(scores) if scores else 0.0) + RETRIEVAL_WEIGHT * hit.score
+        if parts and value > best_value:
+            best_hit, best_parts, best_scores, best_value = hit, parts, scores, value
+    hit, parts, scores = best_hit, best_parts, best_scores
     if not parts:
         return Extract(hit.text[:max_chars], hit)
     chosen = {max(range(len(parts)), key=lambda i: (scores[i], -i))} if max(scores) > 0 else {0}
