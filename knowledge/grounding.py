@@ -116,11 +116,11 @@ def extract_answer(question: str, hits: Sequence[Hit], *, context: Sequence[str]
     """The sentences of the relevant passages that best answer the question, at most `max_chars`.
 
     Sentences of the relevant passages (up to five) are scored by the question's terms they contain (the earlier
-    turns' at a lower weight), plus a bonus when they start with one of the question's words (their subject) and when they state
-    what the question asks for (a duration for "how long", a price for "how much"), plus half their passage's
-    retrieval score. The best one is kept with the best-scoring others of its
-    passage, in the passage's order; that passage is the one cited. A passage whose sentences share nothing with the
-    question (it matched by meaning) gives its first sentences.
+    turns' at a lower weight), plus a bonus when they start with one of the question's words (their subject) and
+    when they state what the question asks for (a duration for "how long", a price for "how much"), plus half
+    their passage's retrieval score. The best one is kept with the best-scoring others of its passage, in the
+    passage's order; that passage is the one cited. A passage whose sentences share nothing with the question (it
+    matched by meaning) gives its first sentences.
     """
     wanted = dict.fromkeys(terms(question), 1.0)
     for earlier in context:
