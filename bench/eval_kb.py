@@ -54,6 +54,7 @@ SEMANTIC = ("on", "off")
 MAIN = ("extractive-guard", "on")
 HANDOFF = "handoff"
 HANDED_OFF = ("no_knowledge", "deferred")
+ENGINE_FAILED = ("rules", "failed")  # the engine failed or missed a deadline (INFERENCE_GENERATION_TIMEOUT)
 WARM_UP = {"en": "How long does delivery take?", "zh": "退货要多久？"}
 
 
@@ -160,7 +161,7 @@ def run_item(item: dict, mode: str, guard: bool, corpus: list[str]) -> dict:
     result = generate(request(history))
     ms = (time.perf_counter() - started) * 1000
 
-    slugs = [source.slug for source in result.sources]
+    slugs = list(dict.fromkeys(source.slug for source in result.sources))
     answerable = item["expect"] != HANDOFF
     right = answerable and result.outcome == "answered" and item["expect"] in slugs
     handoff_ok = not answerable and result.outcome in HANDED_OFF
@@ -180,6 +181,7 @@ def run_item(item: dict, mode: str, guard: bool, corpus: list[str]) -> dict:
         "is_answer": is_answer,
         "unsupported": facts_unsupported(result.text, corpus) if is_answer else [],
         "ms": round(ms, 1),
+        "completion_tokens": result.stats.completion_tokens,
         "text": result.text,
     }
 
@@ -198,6 +200,7 @@ def figures(records: list[dict]) -> dict:
         "unsupported": sum(bool(r["unsupported"]) for r in answers),
         "answers": len(answers),
         "guard_tripped": sum(r["guard_tripped"] for r in records),
+        "engine_failed": sum(r["outcome"] in ENGINE_FAILED for r in records),
         "mean_ms": round(sum(times) / len(times), 1) if times else 0.0,
         "p95_ms": round(percentile(times, 95), 1),
     }
@@ -226,14 +229,14 @@ def cell(value: float | None, width: int, suffix: str = "%") -> str:
 def table(runs: list[dict]) -> None:
     print(
         f"{'config':<20} {'semantic':<8} {'right':>7} {'handoff':>8} {'overall':>8} {'unsupported':>12} "
-        f"{'guard':>6} {'mean ms':>8} {'p95 ms':>8}"
+        f"{'guard':>6} {'failed':>6} {'mean ms':>8} {'p95 ms':>8}"
     )
     for run in runs:
         f = run["figures"]
         unsupported = f"{cell(f['unsupported_pct'], 6)} {f['unsupported']:>2}/{f['answers']:<2}"
         print(
             f"{run['config']:<20} {run['semantic']:<8} {cell(f['right_pct'], 7)} {cell(f['handoff_pct'], 8)} "
-            f"{cell(f['overall_pct'], 8)} {unsupported:>12} {f['guard_tripped']:>6} "
+            f"{cell(f['overall_pct'], 8)} {unsupported:>12} {f['guard_tripped']:>6} {f['engine_failed']:>6} "
             f"{f['mean_ms']:>8.1f} {f['p95_ms']:>8.1f}"
         )
 
@@ -290,9 +293,10 @@ def main() -> None:
     breakdown_table(f"By kind ({name}):", main_run["by_kind"])
     breakdown_table(f"By language ({name}):", main_run["by_language"])
     print(
-        f"\nright: answerable items answered citing the expected article; handoff: items needing a person handed to "
-        f"one; overall: either, of all items (target >= 90 % for extractive-guard); unsupported: answers stating a "
-        f"fact found in no article (target 0); guard: answers the fact guard replaced; ms: the evaluated turn."
+        "\nright: answerable items answered citing the expected article; handoff: items needing a person handed to "
+        "one; overall: either, of all items (target >= 90 % for extractive-guard); unsupported: answers stating a "
+        "fact found in no article (target 0); guard: answers the fact guard replaced; failed: engine errors or "
+        "timeouts (answered by the fallback, so not counted right); ms: the evaluated turn."
     )
     print(
         f"setup (database, migrate, import with embeddings): {report['setup_s']:.1f} s; "

@@ -46,11 +46,14 @@ class Exchange:
 
     @property
     def done(self) -> dict:
+        """The bot's message as its last frame ("done") carried it."""
+        assert self.frames[-1]["type"] == "done", self.frames[-4:]
         return self.frames[-1]["message"]
 
 
 async def ask(base_url: str, conversation: dict, question: str, timeout: float = 120) -> Exchange:
-    """Say hello, send one question and collect every frame until the bot's reply is done."""
+    """Say hello, send one question and collect every frame until the bot's reply is done (or failed, or withdrawn:
+    the model deferred to a person, so no reply will be done)."""
     ws_url = base_url.replace("http", "ws", 1) + conversation["websocket"]
     async with connect(ws_url, origin=base_url, open_timeout=10) as ws:
         await ws.send(json.dumps({"type": "hello", "secret": conversation["secret"], "last_seq": 0}))
@@ -62,5 +65,5 @@ async def ask(base_url: str, conversation: dict, question: str, timeout: float =
             frame = json.loads(await ws.recv(timeout))
             exchange.frames.append(frame)
             exchange.times.append(time.perf_counter() - started)
-            if frame["type"] == "done" or frame["type"] == "error":
+            if frame["type"] in ("done", "error", "withdrawn"):
                 return exchange

@@ -137,9 +137,13 @@ def chromium_path() -> str:
 
 
 def vllm_python() -> str | None:
-    """The vLLM virtualenv's python (`make install-vllm`), from HELPDESK_VLLM_PYTHON or the default place."""
+    """The vLLM virtualenv's python (`make install-vllm`), from HELPDESK_VLLM_PYTHON or the default place; None when
+    it is missing or has no vllm package (a half-done install), rather than a server that cannot start."""
     path = os.environ.get("HELPDESK_VLLM_PYTHON") or str(ROOT / ".venv-vllm" / "bin" / "python")
-    return path if Path(path).is_file() else None
+    if not Path(path).is_file():
+        return None
+    has_vllm = "import importlib.util, sys; sys.exit(importlib.util.find_spec('vllm') is None)"
+    return path if subprocess.run([path, "-c", has_vllm], capture_output=True).returncode == 0 else None
 
 
 def vllm_model() -> str:

@@ -1,5 +1,6 @@
-"""The REST API on the live stack (daphne, a Celery worker, PostgreSQL, Redis, the real model), driven by real
-clients: httpx for /api/v1/chat (JSON and Server-Sent Events) and the official `openai` package for /v1."""
+"""The REST API on the live stack (daphne, a Celery worker, PostgreSQL, Redis, the real model answering from the
+demo knowledge base), driven by real clients: httpx for /api/v1/chat (JSON and Server-Sent Events) and the official
+`openai` package for /v1."""
 
 import json
 import time
@@ -36,35 +37,34 @@ def sse_events(lines) -> list[tuple[str, dict]]:
     return events
 
 
-def test_a_session_keeps_its_history_and_max_tokens_stops_the_real_engine(production_server, api_key):
+def test_a_session_keeps_its_history_and_max_tokens_stops_the_real_engine(production_server, api_key, demo_knowledge):
+    question = "My name is Ann. How do I return an item?"
     with httpx.Client(base_url=production_server, headers=headers(api_key), timeout=120) as client:
         first = client.post(
             "/api/v1/chat",
-            json={
-                "session_id": "live-1",
-                "user_input": "My name is Ann. Explain your return policy in detail.",
-                "max_tokens": 6,
-                "temperature": 0,
-            },
+            json={"session_id": "live-1", "user_input": question, "max_tokens": 6, "temperature": 0},
         )
         assert first.status_code == 200, first.text
         body = first.json()
-        assert body["status"] == "answered" and body["engine"] == "llamacpp" and body["response"]
+        assert body["status"] == "answered" and body["engine"] == "llamacpp" and body["response"], body
         # The model was cut at exactly the 6 tokens asked for: the parameter reached llama.cpp, not only the API.
         assert body["usage"]["completion_tokens"] == 6 and body["usage"]["prompt_tokens"] > 20
+        # The same question again, so the same passages go into the prompt (a different one would bring others).
         second = client.post(
-            "/api/v1/chat", json={"session_id": "live-1", "user_input": "And shipping?", "max_tokens": 24}
+            "/api/v1/chat", json={"session_id": "live-1", "user_input": question, "max_tokens": 6, "temperature": 0}
         )
         assert second.status_code == 200 and second.json()["conversation_id"] == body["conversation_id"]
         # The second prompt carried the first turn: more prompt tokens than the first question alone.
-        assert second.json()["usage"]["prompt_tokens"] > body["usage"]["prompt_tokens"]
+        assert second.json()["usage"]["prompt_tokens"] > body["usage"]["prompt_tokens"], second.json()
     messages = Message.objects.filter(conversation_id=body["conversation_id"]).order_by("seq")
     assert [m.role for m in messages] == ["customer", "bot", "customer", "bot"]
     assert Conversation.objects.get(pk=body["conversation_id"]).session_id == "live-1"
 
 
-def test_streaming_chat_sends_server_sent_events_as_the_model_writes(production_server, api_key):
-    body = {"session_id": "live-sse", "user_input": "How do I reset my password?", "max_tokens": 48, "stream": True}
+def test_streaming_chat_sends_server_sent_events_as_the_model_writes(production_server, api_key, demo_knowledge):
+    # The small model answers this one at length (true or not): several sentences to stream.
+    question = "What payment methods do you accept?"
+    body = {"session_id": "live-sse", "user_input": question, "max_tokens": 96, "temperature": 0, "stream": True}
     arrivals = []
     with httpx.Client(base_url=production_server, headers=headers(api_key), timeout=120) as client:
         with client.stream("POST", "/api/v1/chat", json=body) as response:
@@ -78,7 +78,7 @@ def test_streaming_chat_sends_server_sent_events_as_the_model_writes(production_
     events = sse_events(lines)
     assert events[0][0] == "start" and events[-1][0] == "done"
     deltas = [data["text"] for name, data in events if name == "delta"]
-    assert len(deltas) >= 3
+    assert len(deltas) >= 2  # a sentence at a time (the fact guard checks each), not token by token
     assert arrivals[-1] - arrivals[0] > 0.05  # they came over time, not all at once at the end
     done = events[-1][1]
     assert "".join(deltas).strip() == done["response"] and done["usage"]["completion_tokens"] > 3
@@ -92,7 +92,7 @@ def test_a_session_asking_for_a_person_is_handed_off(production_server, api_key)
     assert Conversation.objects.get(pk=body["conversation_id"]).status == Conversation.Status.QUEUED
 
 
-def test_the_openai_package_talks_to_the_bot_with_and_without_streaming(production_server, api_key):
+def test_the_openai_package_talks_to_the_bot_with_and_without_streaming(production_server, api_key, demo_knowledge):
     client = OpenAI(base_url=f"{production_server}/v1", api_key=api_key, max_retries=0, timeout=120)
     assert [m.id for m in client.models.list()] == ["default"]
     completion = client.chat.completions.create(
@@ -110,15 +110,16 @@ def test_the_openai_package_talks_to_the_bot_with_and_without_streaming(producti
         messages=[
             {"role": "user", "content": "Hi, I ordered a lamp."},
             {"role": "assistant", "content": "Thanks! How can I help with your lamp?"},
-            {"role": "user", "content": "It arrived broken. What now?"},
+            {"role": "user", "content": "It arrived damaged. What can I do?"},
         ],
-        max_tokens=40,
+        max_tokens=96,
         stream=True,
         stream_options={"include_usage": True},
     )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) >= 3 and text.strip()
+    # A sentence at a time (the fact guard checks each), not token by token.
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) >= 2 and text.strip()
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 3
     finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
     assert finish in (["stop"], ["length"])
@@ -136,11 +137,11 @@ def test_the_openai_package_sees_api_errors_as_its_own_exceptions(production_ser
         OpenAI(base_url=f"{production_server}/v1", api_key="hd_wrong_key", max_retries=0).models.list()
 
 
-async def test_a_stream_in_progress_does_not_hold_up_other_requests(production_server, api_key):
+async def test_a_stream_in_progress_does_not_hold_up_other_requests(production_server, api_key, demo_knowledge):
     client = AsyncOpenAI(base_url=f"{production_server}/v1", api_key=api_key, max_retries=0, timeout=120)
     stream = await client.chat.completions.create(
         model="default",
-        messages=[{"role": "user", "content": "Write a long story about a parcel."}],
+        messages=[{"role": "user", "content": "Can I change the delivery address?"}],  # a long generated answer
         max_tokens=200,
         stream=True,
     )

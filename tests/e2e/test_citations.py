@@ -1,15 +1,12 @@
-"""Answers from the knowledge base, with their sources, in real Chromium against daphne + a Celery worker + the
-real model: the customer sees the articles under the bot's bubble (English and Chinese), the agent sees them in the
-console with their scores and how the answer was made. Screenshots go to artifacts/."""
-
-import io
+"""Answers from the knowledge base, with their sources, in real Chromium against daphne (extractive answers, the
+default with the bundled model: the article's own sentences, so its exact figures), Redis, PostgreSQL and the demo
+knowledge base: the customer sees the articles under the bot's bubble (English and Chinese), the agent sees them in
+the console with their scores and how the answer was made. Screenshots go to artifacts/."""
 
 import pytest
 from channels.db import database_sync_to_async
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.core.management import call_command
 
 from chat import services
 from chat.models import Conversation, Message, Site
@@ -20,16 +17,9 @@ SHADOW = "document.querySelector('#helpdesk-widget').shadowRoot"
 
 
 @pytest.fixture
-def knowledge(transactional_db):
-    """The demo knowledge base (knowledge/demo: English and Chinese articles), in the database the servers use."""
-    out = io.StringIO()
-    call_command("kb_import", str(settings.BASE_DIR / "knowledge" / "demo"), stdout=out)
-    assert "0 refused" in out.getvalue(), out.getvalue()
-
-
-@pytest.fixture
 def hosted_site(site):
-    """The test site, the only active one, so the hosted chat page (the first active site's widget) shows it."""
+    """The test site (with the demo knowledge base), the only active one, so the hosted chat page (the first active
+    site's widget) shows it."""
     Site.objects.exclude(pk=site.pk).update(is_active=False)
     return site
 
@@ -80,10 +70,10 @@ def make_agent() -> None:
 
 
 async def test_the_customer_and_the_agent_see_the_articles_an_answer_comes_from(
-    browser, production_server, hosted_site, knowledge, artifacts_dir
+    browser, extractive_server, hosted_site, artifacts_dir
 ):
     context, page, problems = await customer_page(browser, "en-US", "Europe/Paris")
-    await page.goto(production_server + "/")
+    await page.goto(extractive_server + "/")
     await ask(page, "How much does it cost to return a sofa?")
 
     shown = await shown_sources(page)
@@ -93,7 +83,8 @@ async def test_the_customer_and_the_agent_see_the_articles_an_answer_comes_from(
         ["Returns and refunds", "https://northwind.example/help/returns", "_blank", "noopener noreferrer"]
     ]
     reply = await stored_reply()
-    assert reply.state == Message.State.COMPLETE and reply.sources and reply.grounding
+    assert reply.state == Message.State.COMPLETE and reply.sources and reply.grounding == "extractive"
+    assert reply.engine == "knowledge" and not reply.fact_guard_tripped  # quoted: no model wrote it
     await page.locator(".hd-msg--bot .hd-src").scroll_into_view_if_needed()
     await page.screenshot(path=str(artifacts_dir / "citations-en.png"))
 
@@ -107,7 +98,7 @@ async def test_the_customer_and_the_agent_see_the_articles_an_answer_comes_from(
     agent_ctx = await browser.new_context(viewport={"width": 1200, "height": 760})
     agent = await agent_ctx.new_page()
     agent.on("pageerror", lambda exc: problems.append(f"console page error: {exc}"))
-    await agent.goto(production_server + "/console/")
+    await agent.goto(extractive_server + "/console/")
     await agent.fill("#id_username", "ann")
     await agent.fill("#id_password", "ann-pass-123")
     await agent.click("button[type=submit]")
@@ -140,10 +131,10 @@ async def test_the_customer_and_the_agent_see_the_articles_an_answer_comes_from(
 
 
 async def test_a_chinese_customer_sees_the_chinese_article_cited(
-    browser, production_server, hosted_site, knowledge, artifacts_dir
+    browser, extractive_server, hosted_site, artifacts_dir
 ):
     context, page, problems = await customer_page(browser, "zh-CN", "Asia/Shanghai")  # the widget speaks Chinese
-    await page.goto(production_server + "/")
+    await page.goto(extractive_server + "/")
     await ask(page, "买多少钱包邮？")
 
     shown = await shown_sources(page)

@@ -1,6 +1,8 @@
 """The staff playground in real Chromium against daphne + a Celery worker + the real model: sliders moved with the
 keyboard reach the engine (greedy decoding, a length stop), a draft system prompt is tried then saved, the figures
-and the JSON export. The screenshot is kept in artifacts/playground.png."""
+and the JSON export. A test turn goes through the customers' grounded pipeline, so the question is one the demo
+knowledge base answers and the stack answers generatively (the model writes from the passages): without them it
+would be answered "I can't confirm..." without the engine. The screenshot is kept in artifacts/playground.png."""
 
 import json
 import re
@@ -16,7 +18,7 @@ from tests import stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-QUESTION = "Please explain in detail how I can return a pair of shoes."
+QUESTION = "Can I change the delivery address?"  # the demo base's "Changing or canceling an order"
 # Much longer than the built-in default, and without {{current_time}} so that two runs see the very same prompt.
 DRAFT = (
     "You are the friendly customer-service assistant of {{company_name}}, an online shop for shoes and bags.\n"
@@ -62,7 +64,7 @@ POST_GENERATE = """async ([csrf, redirect]) => {
 
 
 @pytest.fixture(scope="module")
-def two_engine_server(production_env, logs_dir):
+def two_engine_server(production_env, logs_dir):  # generative, as production_env
     """daphne and a worker on their own queue with a second engine configured (the shared stack has one)."""
     env = {
         **production_env,
@@ -127,7 +129,7 @@ async def ask(page, question: str) -> dict:
 
 
 async def test_playground_parameters_reach_the_engine_and_a_draft_prompt_is_tried_then_saved(
-    browser, production_server, artifacts_dir
+    browser, production_server, demo_knowledge, artifacts_dir
 ):
     await make_user("pat")
     context, page = await sign_in(browser, production_server, "pat")
@@ -138,28 +140,30 @@ async def test_playground_parameters_reach_the_engine_and_a_draft_prompt_is_trie
     assert "default — llamacpp" in await page.text_content("#engine option")
 
     # The sliders, moved with the keyboard: each shows its value.
+    assert await page.text_content("#p-temperature-value") == "0.00"  # INFERENCE_TEMPERATURE of the stack
+    assert await press(page, "temperature", "End") != "0.00"
     assert await press(page, "temperature", "Home") == "0.00"
     assert await press(page, "top_p", "ArrowLeft", "ArrowLeft") == "0.80"
     assert await press(page, "frequency_penalty", "ArrowRight") == "0.4"
     assert await page.text_content("#p-max_tokens-value") == "96"  # INFERENCE_MAX_TOKENS of the stack
-    assert await press(page, "max_tokens", *["ArrowLeft"] * 72) == "24"
+    assert await press(page, "max_tokens", *["ArrowLeft"] * 48) == "48"
 
-    # (a) The reply streams in, and (b) its figures are real numbers.
+    # (a) The reply streams in (a sentence at a time: the fact guard checks each), and (b) its figures are real.
     await page.evaluate(WATCH_STREAM)
     first = await ask(page, QUESTION)
     states = await page.evaluate("window.streamStates")
     final = first["text"]
     assert final.strip(), first
     partial = {s for s in states if s and s != final}
-    assert len(partial) >= 2, states
+    assert len(partial) >= 1, states  # shown before it was done (a sentence at a time, so there may be only one)
     prompt_tokens_active = int(first["prompt_tokens"])
-    assert prompt_tokens_active > 0 and 0 < int(first["completion_tokens"]) <= 24
+    assert prompt_tokens_active > 0 and 0 < int(first["completion_tokens"]) <= 48
     assert float(first["tokens_per_s"]) > 0 and re.fullmatch(r"\d+ ms", first["ttft_ms"])
     assert await page.text_content("#live-state") == "done"
     assert await page.text_content("#live-completion") == first["completion_tokens"]
 
     # A draft that cannot be rendered is refused visibly, and the typed question is kept.
-    assert await press(page, "max_tokens", *["ArrowLeft"] * 16) == "8"
+    assert await press(page, "max_tokens", *["ArrowLeft"] * 40) == "8"
     await page.click("#btn-clear")
     await page.fill("#prompt", DRAFT + " {{shoe_size}}")
     assert await page.is_visible("#prompt-draft")
@@ -262,7 +266,7 @@ async def test_playground_is_for_staff_only_and_needs_the_csrf_token(browser, pr
     await context.close()
 
 
-async def test_playground_runs_the_engine_chosen_and_stop_ends_a_reply(browser, two_engine_server):
+async def test_playground_runs_the_engine_chosen_and_stop_ends_a_reply(browser, two_engine_server, demo_knowledge):
     await make_user("pat")
     context, page = await sign_in(browser, two_engine_server, "pat")
     options = await page.locator("#engine option").all_text_contents()

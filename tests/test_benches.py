@@ -1,0 +1,67 @@
+"""The knowledge benches still run: each at its smallest size, as a subprocess with the project's python, its printed
+figures present and sane. They make and drop their own PostgreSQL databases (bench/eval_kb.py, bench/retrieval.py)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.slow  # each starts a process that migrates a database; eval_kb loads the model
+
+
+def run_bench(script: str, *args: str, json_path: Path, timeout: float = 120) -> tuple[str, dict]:
+    """Run bench/<script> with --json; its stdout and the figures it wrote."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL")}
+    command = [sys.executable, f"bench/{script}", *args, "--json", str(json_path)]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{' '.join(command)} exited with {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    assert done.stdout.startswith("$ "), done.stdout[:200]  # the exact command, first
+    return done.stdout, json.loads(json_path.read_text())
+
+
+def _percentage(value) -> bool:
+    return value is None or 0 <= value <= 100
+
+
+def test_eval_kb_runs_on_the_smallest_set(tmp_path):
+    stdout, report = run_bench(
+        "eval_kb.py", "--limit", "1", "--configs", "extractive-guard", json_path=tmp_path / "eval.json"
+    )
+    assert "bench/eval_kb.py --limit 1 --configs extractive-guard" in stdout.splitlines()[0]
+    assert "extractive-guard" in stdout and "By kind" in stdout and "By language" in stdout
+    assert report["items"] == 5  # one of each kind
+    assert [(run["config"], run["semantic"]) for run in report["runs"]] == [
+        ("extractive-guard", "on"),
+        ("extractive-guard", "off"),
+    ]
+    for run in report["runs"]:
+        figures = run["figures"]
+        assert figures["items"] == 5
+        for name in ("right_pct", "handoff_pct", "overall_pct", "unsupported_pct"):
+            assert _percentage(figures[name]), (name, figures)
+        assert figures["overall_pct"] is not None
+        assert 0 < figures["mean_ms"] and 0 < figures["p95_ms"] < 60_000
+        assert set(run["by_kind"]) == {"direct", "paraphrase", "multi_turn", "unanswerable", "adversarial"}
+        assert all(_percentage(group["overall_pct"]) for group in run["by_kind"].values())
+        # Extractive answers are the articles' own sentences: they never state a fact found in no article.
+        assert figures["unsupported"] == 0
+
+
+def test_retrieval_runs_at_the_smallest_size(tmp_path):
+    stdout, report = run_bench("retrieval.py", "--articles", "50", "--queries", "10", json_path=tmp_path / "r.json")
+    assert "bench/retrieval.py --articles 50 --queries 10" in stdout.splitlines()[0]
+    assert "p95" in stdout and "EXPLAIN ANALYZE" in stdout
+    assert report["synthetic"] == 50 and report["articles"] == 68  # and the 18 demo articles
+    assert report["passages_en"] > 0 and report["passages_zh"] > 0
+    assert report["seed_s"] > 0
+    [run] = report["runs"]
+    assert run["name"] == "lexical" and run["queries"] == 10
+    assert 0 < run["p50_ms"] <= run["p95_ms"] <= run["p99_ms"] <= run["max_ms"] < 10_000
+    assert run["cold_ms"]["en"] > 0 and run["cold_ms"]["zh"] > 0
+    assert run["with_relevant_hit"] > 0
+    assert "tsquery" in report["explain"]  # the plan of the full-text candidate query (the index or a scan: small)
