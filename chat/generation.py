@@ -13,7 +13,7 @@ suggested replies (chat.assist) differ only in the history they bring, where the
     → full-width punctuation for Chinese
     → the fact guard, a sentence at a time (chat.grounding.FactGate)
     → published in gathered pieces (CHAT_STREAM_COALESCE_MS), the first at once
-    → on an engine failure, the extractive answer, else the staff's keyword rules (for outputs a customer reads)
+    → on an engine failure, the staff's keyword rules, else the extractive answer (for outputs a customer reads)
     → counted for Prometheus.
 
 It works on plain data (turns, tags, settings) and stores nothing, so it serves stateless requests as well as
@@ -310,8 +310,8 @@ def _stream(
 def _fallback(
     request: GenerationRequest, plan: Plan | None, publisher: Publisher, error: EngineError
 ) -> GenerationResult:
-    """The engine failed: for outputs customers read, the extractive answer when a passage is relevant, else the
-    first matching keyword rule."""
+    """The engine failed: for outputs customers read, the first matching keyword rule (the staff's own words for
+    when the bot is down), else the extractive answer when a passage is relevant."""
     name = request.label or request.purpose
     streamed = "".join(publisher.received)
     if not request.rules_fallback:
@@ -322,6 +322,13 @@ def _fallback(
         greeting = strings.text("small_talk", request.language)
         stats = _stats(engine="knowledge", finish_reason="stop")
         return GenerationResult(Outcome.RULES, greeting, stats, str(error), Grounding.SMALL_TALK, plan=plan)
+    question = next((turn.content for turn in reversed(request.history) if turn.role == "user"), "")
+    answer = rule_answer(question, bot_config.fallback_rules(), language=request.language)
+    if answer is not None:  # the staff's own words for when the bot is down come first
+        ENGINE_FAILURES.labels(answered_by="rule").inc()
+        logger.warning("%s answered by a rule after: %s", name, error)
+        stats = _stats(engine="rules", finish_reason="stop")
+        return GenerationResult(Outcome.RULES, answer, stats, str(error), Grounding.RULES, plan=plan)
     extract = plan.fallback() if plan is not None else None
     if extract is not None:
         ENGINE_FAILURES.labels(answered_by="knowledge").inc()
@@ -329,16 +336,9 @@ def _fallback(
         stats = _stats(engine="knowledge", finish_reason="stop")
         text, source = extract
         return GenerationResult(Outcome.RULES, text, stats, str(error), Grounding.EXTRACTIVE, (source,), plan=plan)
-    question = next((turn.content for turn in reversed(request.history) if turn.role == "user"), "")
-    answer = rule_answer(question, bot_config.fallback_rules(), language=request.language)
-    if answer is None:
-        ENGINE_FAILURES.labels(answered_by="nobody").inc()
-        logger.warning("%s failed, no rule matched: %s", name, error)
-        return GenerationResult(Outcome.FAILED, streamed, _stats(), str(error), plan=plan)
-    ENGINE_FAILURES.labels(answered_by="rule").inc()
-    logger.warning("%s answered by a rule after: %s", name, error)
-    stats = _stats(engine="rules", finish_reason="stop")
-    return GenerationResult(Outcome.RULES, answer, stats, str(error), Grounding.RULES, plan=plan)
+    ENGINE_FAILURES.labels(answered_by="nobody").inc()
+    logger.warning("%s failed, no rule matched: %s", name, error)
+    return GenerationResult(Outcome.FAILED, streamed, _stats(), str(error), plan=plan)
 
 
 def _stats(**fields) -> GenerationStats:

@@ -69,9 +69,10 @@ async def test_a_worker_on_the_openai_engine_streams_to_the_websocket(openai_ser
     web, base_url = stack.start_web(env, logs_dir, name=f"daphne-{kind}")
     try:
         conversation = conversation_open(base_url, site.key)
-        exchange = await ask(base_url, conversation, "Where is my order?")
+        # A question the demo knowledge base answers: the model writes from its passages (generative mode).
+        exchange = await ask(base_url, conversation, "How do I reset my password?")
         assert exchange.frames[-1]["type"] == "done" and exchange.done["state"] == "complete"
-        assert len(exchange.deltas) >= 3
+        assert len(exchange.deltas) >= 2  # a sentence at a time: the fact guard checks each before it is published
         reply = await database_sync_to_async(Message.objects.get)(conversation_id=conversation["id"], role="bot")
         assert reply.engine == "openai" and reply.completion_tokens >= 3 and reply.prompt_tokens > 20
     finally:

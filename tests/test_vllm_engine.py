@@ -36,7 +36,7 @@ async def test_vllm_in_the_worker_streams_a_reply_to_the_websocket(vllm_server, 
     # The first request builds the engine (about 20 s on this CPU); the engine's timeouts start after that.
     exchange = await ask(base_url, conversation, "How do I reset my password?", timeout=240)
     assert exchange.frames[-1]["type"] == "done", exchange.frames[-3:]
-    assert len(exchange.deltas) >= 5
+    assert len(exchange.deltas) >= 2  # a sentence at a time: the fact guard checks each before it is published
     done = exchange.done
     assert done["state"] == "complete"
     assert "".join(d["text"] for d in exchange.deltas).strip() == done["content"]
@@ -50,7 +50,10 @@ async def test_vllm_answers_concurrent_conversations_in_one_engine(vllm_server, 
     base_url, worker = vllm_server
     conversations = [conversation_open(base_url, site.key) for _ in range(4)]
     exchanges = await asyncio.gather(
-        *(ask(base_url, c, f"Question {i}: where is my order?", timeout=240) for i, c in enumerate(conversations))
+        *(
+            ask(base_url, c, f"Question {i}: how long does standard shipping take?", timeout=240)
+            for i, c in enumerate(conversations)
+        )
     )
     assert all(e.done["state"] == "complete" and e.done["content"] for e in exchanges)
     # One engine per worker process: it was built once, not per request.
