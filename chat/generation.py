@@ -182,6 +182,8 @@ def generate(request: GenerationRequest, publisher: Publisher | None = None) -> 
         try:
             text = _stream(generation, publisher, deferral, language=request.language, gate=gate)
         except GuardTripped as tripped:
+            if not generation.stats.prompt_tokens:  # stopped before the engine's own count arrived
+                generation.stats.prompt_tokens = engine.count_tokens(turns)
             return _counted(request, _guard_replaced(request, plan, publisher, generation.stats, str(tripped)))
         if not deferral.deferred and not text.strip():
             raise EngineError("the engine returned an empty reply")
@@ -237,10 +239,12 @@ def _guard_replaced(
     (or, for small talk, the canned greeting)."""
     FACT_GUARD.labels(purpose=request.purpose).inc()
     logger.warning("%s: fact guard held back a sentence stating %s", request.label or request.purpose, unsupported)
-    shown = "".join(publisher.received).strip()
+    shown = "".join(publisher.received)
     extract = plan.fallback()
     replacement = extract[0] if extract else strings.text("small_talk", request.language)
-    addition = ("\n\n" if shown else "") + replacement
+    # A blank line between what was shown and the extract, so that the deltas add up to the stored text.
+    separator = "\n" * (2 - (len(shown) - len(shown.rstrip("\n")))) if shown.strip() else ""
+    addition = separator + replacement
     publisher.received.append(addition)
     publisher.delta(addition)
     return GenerationResult(

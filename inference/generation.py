@@ -76,6 +76,7 @@ class Generation:
         started = time.monotonic()
         deltas: queue.Queue = queue.Queue()
         stop = threading.Event()
+        pieces = 0  # text deltas received: one token each from the engines here, counted when no finish arrives
         threading.Thread(target=self._pump, args=(deltas, stop), name="generation", daemon=True).start()
         try:
             while True:
@@ -91,6 +92,7 @@ class Generation:
                 if isinstance(item, BaseException):
                     raise item
                 if item.text:
+                    pieces += 1
                     if waiting_first:
                         self.stats.ttft_ms = round((time.monotonic() - started) * 1000)
                     yield item.text
@@ -101,6 +103,8 @@ class Generation:
         finally:
             stop.set()
             self.stats.duration_s = time.monotonic() - started
+            if self.stats.finish_reason is None:  # stopped early (a guard, a deadline): the pieces streamed so far
+                self.stats.completion_tokens = pieces
         if self.stats.finish_reason is None:
             raise EngineError("the engine stream ended without a finish")
 

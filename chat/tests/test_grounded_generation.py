@@ -301,3 +301,13 @@ async def test_the_openai_endpoint_adds_the_sources_in_its_extra_field(
     status, body, _ = await post(client_for(api_key), "/v1/chat/completions", unknown)
     assert body["helpdesk"]["handoff"] is True and body["helpdesk"]["handoff_reason"] == "no_knowledge"
     assert "can't confirm" in body["choices"][0]["message"]["content"]
+
+
+def test_what_streamed_before_the_guard_fired_and_the_extract_add_up_to_the_stored_answer(knowledge, fake_engine):
+    fake_engine.script = ["Here are the steps:\n", "Returns cost $1.50."]
+    publisher = Publisher()
+    result = generate(ask("How much does it cost to return a sofa?", mode="generative"), publisher)
+    assert result.guard_tripped and "".join(publisher.received).strip() == result.text
+    assert result.text.startswith("Here are the steps:\n\nFrom our help article")
+    # Stopped early, the reply still counts its prompt and the tokens it streamed.
+    assert result.stats.prompt_tokens > 0 and result.stats.completion_tokens == 2
