@@ -189,12 +189,15 @@ class GuardTripped(Exception):
 
 _SENTENCE = re.compile(r".+?(?:[。!?!?]+|[.?!]+(?=\s)|\n+)", re.DOTALL)
 _CITATION = re.compile(r"\s*\[(\d{1,2})\]")
+# A list item's number ("1.", "2)", "3、") is the list's, not a fact: it is not checked.
+_LIST_MARKER = re.compile(r"^\s*\d{1,2}(?:[.)、]|\s*[.)])(?=\s|$)")
 
 
 class FactGate:
     """Lets generated text through a sentence at a time, once each sentence's facts appear in `backing`.
 
-    Sentences echoing the system prompt are dropped; citation markers ("[1]") are taken out and remembered.
+    Sentences echoing the system prompt are dropped; citation markers ("[1]") are taken out and remembered; a list
+    item's number is not taken for a fact.
     """
 
     def __init__(self, backing: Sequence[str], *, enabled: bool = True):
@@ -221,7 +224,8 @@ class FactGate:
         sentence = _CITATION.sub("", sentence)
         if prompt_echo(sentence):
             return ""
-        if self.enabled and (unsupported := facts_unsupported(sentence, self.backing)):
+        checked = _LIST_MARKER.sub("", sentence, count=1)
+        if self.enabled and (unsupported := facts_unsupported(checked, self.backing)):
             raise GuardTripped(", ".join(unsupported))
         return sentence
 

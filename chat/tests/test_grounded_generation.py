@@ -311,3 +311,11 @@ def test_what_streamed_before_the_guard_fired_and_the_extract_add_up_to_the_stor
     assert result.text.startswith("Here are the steps:\n\nFrom our help article")
     # Stopped early, the reply still counts its prompt and the tokens it streamed.
     assert result.stats.prompt_tokens > 0 and result.stats.completion_tokens == 2
+
+
+def test_a_numbered_list_is_not_taken_for_facts(knowledge, fake_engine):
+    fake_engine.script = ["Here are the steps:", "\n\n", "1.", " Ask for a return.", "\n", "2)", " Pay the $49 fee."]
+    result = generate(ask("How much does it cost to return a sofa?", mode="generative"))
+    assert not result.guard_tripped and "1. Ask for a return." in result.text and "2) Pay the $49 fee." in result.text
+    fake_engine.script = ["1.", " Returns cost $3."]
+    assert generate(ask("How much does it cost to return a sofa?", mode="generative")).guard_tripped
