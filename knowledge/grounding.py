@@ -115,12 +115,12 @@ RETRIEVAL_WEIGHT = 0.5  # the passage's retrieval score, when its sentences comp
 def extract_answer(question: str, hits: Sequence[Hit], *, context: Sequence[str] = (), max_chars: int = 360) -> Extract:
     """The sentences of the relevant passages that best answer the question, at most `max_chars`.
 
-    Sentences of the relevant passages (up to five) are scored by the question's terms they contain (the earlier
-    turns' at a lower weight), plus a bonus when they start with one of the question's words (their subject) and
-    when they state what the question asks for (a duration for "how long", a price for "how much"), plus half
-    their passage's retrieval score. The best one is kept with the best-scoring others of its passage, in the
-    passage's order; that passage is the one cited. A passage whose sentences share nothing with the question (it
-    matched by meaning) gives its first sentences.
+    Sentences of the best article's relevant passages (up to five) are scored by the question's terms they contain
+    (the earlier turns' at a lower weight), plus a bonus when they start with one of the question's words (their
+    subject) and when they state what the question asks for (a duration for "how long", a price for "how much"),
+    plus half their passage's retrieval score. The best one is kept with the best-scoring others of its passage, in
+    the passage's order; that passage is the one cited. A passage whose sentences share nothing with the question
+    (it matched by meaning) gives its first sentences.
     """
     wanted = dict.fromkeys(terms(question), 1.0)
     for earlier in context:
@@ -138,7 +138,8 @@ def extract_answer(question: str, hits: Sequence[Hit], *, context: Sequence[str]
         return value + subject + sum(ASKED_FACT_BONUS for kind in asks if _STATES[kind].search(sentence))
 
     best_hit, best_parts, best_scores, best_value = hits[0], [], [], float("-inf")
-    for hit in hits[:EXTRACT_PASSAGES]:
+    # The best article's passages only: the sentence is chosen within the article retrieval ranked first.
+    for hit in [h for h in hits[:EXTRACT_PASSAGES] if h.article_id == hits[0].article_id]:
         parts = sentences(hit.text)
         scores = [score(p) for p in parts]
         value = (max(scores) if scores else 0.0) + RETRIEVAL_WEIGHT * hit.score
