@@ -8,7 +8,8 @@ on or off, semantic search on or off. Figures, per configuration:
 - handoff: items that need a person handed to one (outcome `no_knowledge` or `deferred`), of those items;
 - overall: right or correctly handed off, of all items (target >= 90 % for extractive with the guard);
 - unsupported: answers (every bot text but the no-knowledge message) stating a number, URL or email address found
-  in no published article of any language (knowledge.grounding.facts_unsupported; target 0);
+  in no published article of any language (knowledge.grounding.facts_unsupported, list items' numbers aside, as
+  the fact guard does; target 0);
 - mean and p95 milliseconds of the evaluated (last) turn, model and caches warmed beforehand;
 - per kind and per language, for the main configuration (extractive, guard, semantic on).
 
@@ -31,7 +32,9 @@ import contextlib
 import json
 import math
 import os
+import re
 import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -55,6 +58,8 @@ MAIN = ("extractive-guard", "on")
 HANDOFF = "handoff"
 HANDED_OFF = ("no_knowledge", "deferred")
 ENGINE_FAILED = ("rules", "failed")  # the engine failed or missed a deadline (INFERENCE_GENERATION_TIMEOUT)
+# A list item's number ("11. Log in") is not a fact: the fact guard does not take it for one either (chat.grounding).
+LIST_MARKER = re.compile(r"^\s*\d{1,2}(?:[.)、]|\s*[.)])(?=\s|$)", re.MULTILINE)
 WARM_UP = {"en": "How long does delivery take?", "zh": "退货要多久？"}
 
 
@@ -70,15 +75,24 @@ def command_line() -> str:
 
 @contextlib.contextmanager
 def scratch_database(name: str, *, sqlite: bool = False):
-    """A database of the bench's own, created empty, dropped (or deleted) at the end; yields its DATABASE_URL."""
+    """A database of the bench's own, created empty, dropped (or deleted) at the end; yields its DATABASE_URL.
+
+    On PostgreSQL it is `<name>_<pid>`, so two runs at once (a smoke test and a developer's) never share one; those
+    of runs no longer alive (killed before they could drop theirs) are dropped first. SIGTERM drops it too.
+    """
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if sqlite:
         with tempfile.TemporaryDirectory(prefix=f"{name}-") as folder:
             yield f"sqlite:///{folder}/db.sqlite3"
         return
     import psycopg
 
-    name = f"{name}_{os.getpid()}"  # two runs at once (a smoke test and a developer's) never share one
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        for (stale,) in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [f"{name}\\_%"]):
+            pid = stale.removeprefix(f"{name}_")
+            if pid.isdigit() and not _alive(int(pid)):
+                conn.execute(f"DROP DATABASE IF EXISTS {stale} WITH (FORCE)")
+        name = f"{name}_{os.getpid()}"
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name}")
     host = ADMIN_URL.rsplit("/", 1)[0]
@@ -91,6 +105,16 @@ def scratch_database(name: str, *, sqlite: bool = False):
             connections.close_all()
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def django_setup(database_url: str) -> None:
@@ -179,7 +203,7 @@ def run_item(item: dict, mode: str, guard: bool, corpus: list[str]) -> dict:
         "right": right,
         "handoff_ok": handoff_ok,
         "is_answer": is_answer,
-        "unsupported": facts_unsupported(result.text, corpus) if is_answer else [],
+        "unsupported": facts_unsupported(LIST_MARKER.sub("", result.text), corpus) if is_answer else [],
         "ms": round(ms, 1),
         "completion_tokens": result.stats.completion_tokens,
         "text": result.text,
@@ -341,6 +365,15 @@ def evaluate(args, configs: list[str], semantics: list[str]) -> dict:
         flush=True,
     )
     runs, warm_s = [], time.perf_counter() - started
+    header = {
+        "command": command_line(),
+        "model": model,
+        "database": "sqlite" if args.sqlite else "postgresql",
+        "min_score": min_score,
+        "semantic_weight": settings.KNOWLEDGE_SEMANTIC_WEIGHT,
+        "items": len(items),
+        "setup_s": round(setup_s, 1),
+    }
     try:
         for semantic in semantics:
             with override_settings(KNOWLEDGE_SEMANTIC=semantic == "on", KNOWLEDGE_MIN_SCORE=min_score):
@@ -364,6 +397,8 @@ def evaluate(args, configs: list[str], semantics: list[str]) -> dict:
                         "records": records,
                     }
                     runs.append(run)
+                    if args.json:  # after each run, so a run killed half-way keeps what it measured
+                        args.json.write_text(json.dumps({**header, "partial": True, "runs": runs}, ensure_ascii=False))
                     print(
                         f"  {config:<20} semantic {semantic:<3}  overall {cell(run['figures']['overall_pct'], 6)}  "
                         f"({time.perf_counter() - run_started:.0f} s)",
@@ -371,17 +406,7 @@ def evaluate(args, configs: list[str], semantics: list[str]) -> dict:
                     )
     finally:
         engine_reset()  # closes llama.cpp while the interpreter can (its __del__ at exit raises)
-    return {
-        "command": command_line(),
-        "model": model,
-        "database": "sqlite" if args.sqlite else "postgresql",
-        "min_score": min_score,
-        "semantic_weight": settings.KNOWLEDGE_SEMANTIC_WEIGHT,
-        "items": len(items),
-        "setup_s": round(setup_s, 1),
-        "warm_s": round(warm_s, 1),
-        "runs": runs,
-    }
+    return {**header, "warm_s": round(warm_s, 1), "runs": runs}
 
 
 if __name__ == "__main__":
