@@ -93,6 +93,36 @@ class Site(models.Model):
         now = local.time()
         return any(h.weekday == local.weekday() and h.opens <= now < h.closes for h in hours)
 
+    def business_seconds(self, start: datetime.datetime, end: datetime.datetime) -> float:
+        """Seconds between `start` and `end` (aware) that fall within business hours; all of them without hours."""
+        return business_seconds(list(self.hours.all()), self.timezone, start, end)
+
+
+def business_seconds(hours: list, tz_name: str, start: datetime.datetime, end: datetime.datetime) -> float:
+    """Seconds of [start, end) inside the weekly opening periods `hours` (SiteHours) of time zone `tz_name`.
+
+    Each day's periods are placed on that local date, so a change of clock (daylight saving) is counted as it
+    happened. Without periods every second counts.
+    """
+    if end <= start:
+        return 0.0
+    if not hours:
+        return (end - start).total_seconds()
+    zone = zoneinfo.ZoneInfo(tz_name)
+    by_weekday: dict[int, list] = {}
+    for period in hours:
+        by_weekday.setdefault(period.weekday, []).append(period)
+    total, day = 0.0, start.astimezone(zone).date()
+    last = end.astimezone(zone).date()
+    while day <= last:
+        for period in by_weekday.get(day.weekday(), ()):
+            opens = datetime.datetime.combine(day, period.opens, zone).astimezone(datetime.UTC)
+            closes = datetime.datetime.combine(day, period.closes, zone).astimezone(datetime.UTC)
+            overlap = (min(closes, end) - max(opens, start)).total_seconds()
+            total += max(overlap, 0.0)
+        day += datetime.timedelta(days=1)
+    return total
+
 
 class SiteHours(models.Model):
     """One opening period of a site's team, in the site's time zone."""
@@ -207,9 +237,29 @@ class Conversation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # Report figures, kept by chat's services as the conversation goes (helpdesk.reports aggregates them in the
+    # database; the definitions are on the reports page). Durations are seconds.
+    first_customer_message_at = models.DateTimeField(null=True, blank=True)
+    last_message_at = models.DateTimeField(null=True, blank=True)  # the newest customer, bot or agent message
+    bot_first_response_s = models.FloatField(null=True, blank=True)  # first customer message -> first bot reply
+    first_handoff_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)  # the first claim after the first handoff
+    released_at = models.DateTimeField(null=True, blank=True)  # that agent's hold ended (resolved or handed back)
+    queue_wait_s = models.FloatField(null=True, blank=True)  # first handoff -> first claim
+    human_first_response_s = models.FloatField(null=True, blank=True)  # first handoff -> first agent message
+    resolution_s = models.FloatField(null=True, blank=True)  # created -> resolved
+    resolution_business_s = models.FloatField(null=True, blank=True)  # the same within the site's business hours
+    # The customer came back: wrote to the resolved conversation, or to the bot after a day of silence.
+    reopened_count = models.PositiveIntegerField(default=0)
+    # The customer thanked the bot, or said its answer helped, while the bot had the conversation.
+    customer_confirmed = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["site", "created_at"], name="conversation_site_created"),
+            models.Index(fields=["assignee", "created_at"], name="conversation_assignee_created"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["api_key", "session_id"], condition=~Q(session_id=""), name="one_conversation_per_api_session"

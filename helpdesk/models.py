@@ -40,7 +40,10 @@ class Ticket(models.Model):
 
     class Meta:
         ordering = ["-priority", "created_at"]
-        permissions = [("use_console", "Can use the agent console")]
+        permissions = [
+            ("use_console", "Can use the agent console"),
+            ("view_reports", "Can see the reports of every agent and export them"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.subject}"

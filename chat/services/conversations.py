@@ -21,6 +21,7 @@ from chat.services.base import (
     system_message,
 )
 from chat.services.errors import ActionRefused, ConversationRefused
+from chat.services import reporting
 from chat.services.replies import replies_withdraw_unfinished
 
 
@@ -106,6 +107,7 @@ def conversation_hand_off(*, conversation_id: uuid.UUID, reason: str, message_id
     conversation.handoff_summary = ""
     conversation.handed_off_at = timezone.now()
     conversation.assignee = None
+    reporting.on_handoff(conversation)
     conversation.save()
     if reason == HandoffReason.OFFLINE_MESSAGE:
         system_message(conversation, "offline_received", email=conversation.customer_email)
@@ -137,7 +139,8 @@ def conversation_assign(*, conversation_id: uuid.UUID, agent, expected_status: s
         return False
     conversation.status = Conversation.Status.AGENT
     conversation.assignee = agent
-    conversation.save(update_fields=["status", "assignee", "updated_at"])
+    reporting.on_claim(conversation, timezone.now())
+    conversation.save(update_fields=["status", "assignee", "claimed_at", "queue_wait_s", "updated_at"])
     broadcast_on_commit(
         conversation, {"type": "chat.status", "status": conversation.status, "assignee": agent.get_username()}
     )
@@ -166,7 +169,8 @@ def conversation_hand_back(*, conversation_id: uuid.UUID, agent) -> None:
         raise ActionRefused("not_assigned", "Only the assigned agent can hand the conversation back.")
     conversation.status = Conversation.Status.BOT
     conversation.assignee = None
-    conversation.save(update_fields=["status", "assignee", "updated_at"])
+    reporting.on_release(conversation, timezone.now())
+    conversation.save(update_fields=["status", "assignee", "released_at", "updated_at"])
     system_message(conversation, "handback")
     broadcast_on_commit(conversation, {"type": "chat.status", "status": conversation.status})
     signals.conversation_handed_back.send(sender=Conversation, conversation=conversation, agent=agent)
@@ -183,7 +187,8 @@ def conversation_resolve(*, conversation_id: uuid.UUID, agent=None, by_customer:
     replies_withdraw_unfinished(conversation)
     conversation.status = Conversation.Status.RESOLVED
     conversation.resolved_at = timezone.now()
-    conversation.save(update_fields=["status", "resolved_at", "updated_at"])
+    reporting.on_resolve(conversation)
+    conversation.save(update_fields=["status", "resolved_at", *reporting.RESOLVE_FIELDS, "updated_at"])
     system_message(conversation, "ended_by_customer" if by_customer else "resolved")
     broadcast_on_commit(conversation, {"type": "chat.status", "status": conversation.status})
     signals.conversation_resolved.send(sender=Conversation, conversation=conversation)

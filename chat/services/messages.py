@@ -9,7 +9,7 @@ from django.db import transaction
 from chat import ratelimit, session_cache
 from chat.models import Conversation, HandoffReason, Message, Site
 from chat.serializers import message_to_dict, staff_message_to_dict
-from chat.services import replies
+from chat.services import replies, reporting
 from chat.services.base import broadcast_on_commit, conversation_lock, seq_take, staff_broadcast_on_commit
 from chat.services.conversations import conversation_hand_off, conversation_start
 from chat.services.errors import ActionRefused, MessageRejected
@@ -60,7 +60,8 @@ def message_post_customer(
             verdict.retry_after,
         )
     seq = seq_take(conversation)
-    if conversation.status == Conversation.Status.RESOLVED:
+    was_resolved = conversation.status == Conversation.Status.RESOLVED
+    if was_resolved:
         # A customer writing again reopens the conversation with the bot.
         conversation.status = Conversation.Status.BOT
         conversation.resolved_at = None
@@ -68,6 +69,7 @@ def message_post_customer(
     message = Message.objects.create(
         conversation=conversation, seq=seq, role=Message.Role.CUSTOMER, content=content, client_id=client_id
     )
+    reporting.on_customer_message(conversation, message, was_resolved=was_resolved)
     broadcast_on_commit(conversation, {"type": "chat.message", "message": message_to_dict(message)})
     transaction.on_commit(partial(session_cache.turn_append, message))
     if conversation.status == Conversation.Status.BOT:
@@ -116,6 +118,7 @@ def message_leave(
     message = Message.objects.create(
         conversation=conversation, seq=seq_take(conversation), role=Message.Role.CUSTOMER, content=content
     )
+    reporting.on_customer_message(conversation, message, was_resolved=False)
     conversation_hand_off(conversation_id=conversation.id, reason=HandoffReason.OFFLINE_MESSAGE, message_id=message.id)
     return conversation, secret
 
@@ -139,6 +142,7 @@ def message_post_agent(*, conversation_id: uuid.UUID, agent, content, client_id:
         client_id=client_id[:64],
         author=agent,
     )
+    reporting.on_agent_message(conversation, message)
     broadcast_on_commit(conversation, {"type": "chat.message", "message": message_to_dict(message)})
     transaction.on_commit(partial(session_cache.turn_append, message))
     return message

@@ -16,6 +16,7 @@ from django.utils import timezone
 from chat import broadcast, dispatch, session_cache, tasks
 from chat.models import Conversation, Message
 from chat.serializers import message_to_dict
+from chat.services import reporting
 from chat.services.base import broadcast_on_commit, conversation_lock, seq_take
 from inference.generation import GenerationStats
 
@@ -166,6 +167,8 @@ def _reply_finish(reply: Message, **fields) -> Message:
         setattr(reply, name, value)
     reply.completed_at = timezone.now()
     reply.save(update_fields=[*fields, "completed_at"])
+    if reply.state == Message.State.COMPLETE:
+        reporting.on_bot_reply(reply.conversation, reply)
     broadcast_on_commit(reply.conversation, {"type": "chat.done", "message": message_to_dict(reply)})
     transaction.on_commit(partial(session_cache.turn_append, reply))
     return reply
