@@ -86,16 +86,20 @@ class Site(models.Model):
 
     def is_open(self, at: datetime.datetime) -> bool:
         """Within business hours at `at` (aware). A site without hours is always open."""
-        hours = list(self.hours.all())
-        if not hours:
-            return True
-        local = at.astimezone(zoneinfo.ZoneInfo(self.timezone))
-        now = local.time()
-        return any(h.weekday == local.weekday() and h.opens <= now < h.closes for h in hours)
+        return hours_open(list(self.hours.all()), self.timezone, at)
 
     def business_seconds(self, start: datetime.datetime, end: datetime.datetime) -> float:
         """Seconds between `start` and `end` (aware) that fall within business hours; all of them without hours."""
         return business_seconds(list(self.hours.all()), self.timezone, start, end)
+
+
+def hours_open(hours: list, tz_name: str, at: datetime.datetime) -> bool:
+    """Whether `at` (aware) falls in one of the weekly opening periods `hours` (SiteHours); always without any."""
+    if not hours:
+        return True
+    local = at.astimezone(zoneinfo.ZoneInfo(tz_name))
+    now = local.time()
+    return any(h.weekday == local.weekday() and h.opens <= now < h.closes for h in hours)
 
 
 def business_seconds(hours: list, tz_name: str, start: datetime.datetime, end: datetime.datetime) -> float:
@@ -240,7 +244,7 @@ class Conversation(models.Model):
     # Report figures, kept by chat's services as the conversation goes (helpdesk.reports aggregates them in the
     # database; the definitions are on the reports page). Durations are seconds.
     first_customer_message_at = models.DateTimeField(null=True, blank=True)
-    last_message_at = models.DateTimeField(null=True, blank=True)  # the newest customer, bot or agent message
+    last_message_at = models.DateTimeField(null=True, blank=True)  # the newest customer or agent message
     bot_first_response_s = models.FloatField(null=True, blank=True)  # first customer message -> first bot reply
     first_handoff_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)  # the first claim after the first handoff

@@ -16,8 +16,22 @@ from collections.abc import Callable, Iterator
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Aggregate, Avg, Case, Count, F, FloatField, Q, QuerySet, Value, When
-from django.db.models.functions import ExtractHour, ExtractIsoWeekDay
+from django.db.models import (
+    Aggregate,
+    Avg,
+    Case,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, ExtractHour, ExtractIsoWeekDay, Greatest, Least, TruncHour
 from django.utils import timezone
 
 from chat.models import Conversation, HandoffReason, Site
@@ -152,8 +166,7 @@ def filters_parse(params, *, today: datetime.date | None = None, own_agent_id: i
 _API = Q(api_key__isnull=False) | ~Q(session_id="")
 
 
-def conversations(filters: Filters) -> QuerySet[Conversation]:
-    """The conversations the report counts, with `score` (the rating's stars), `hour` and `weekday` (local)."""
+def _rows(filters: Filters) -> QuerySet[Conversation]:
     rows = Conversation.objects.filter(
         created_at__gte=filters.start, created_at__lt=filters.end, first_customer_message_at__isnull=False
     )
@@ -167,7 +180,12 @@ def conversations(filters: Filters) -> QuerySet[Conversation]:
         rows = rows.filter(_API)
     elif filters.channel == "widget":
         rows = rows.exclude(_API)
-    return rows.annotate(
+    return rows
+
+
+def conversations(filters: Filters) -> QuerySet[Conversation]:
+    """The conversations the report counts, with `score` (the rating's stars), `hour` and `weekday` (local)."""
+    return _rows(filters).annotate(
         score=F("rating__score"),
         hour=ExtractHour("created_at", tzinfo=filters.tz),
         weekday=ExtractIsoWeekDay("created_at", tzinfo=filters.tz),
@@ -225,7 +243,10 @@ DRILLS: dict[str, tuple[str, Callable[[str | None, datetime.datetime], Q]]] = {
     ),
     "hour": ("Created at {value}:00", lambda v, now: Q(hour=_int_value(v, 0, 23))),
     "weekday": ("Created on day {value} (1 = Monday)", lambda v, now: Q(weekday=_int_value(v, 1, 7))),
-    "agent": ("Claimed by agent {value}", lambda v, now: Q(claimed_at__isnull=False, assignee_id=_int_value(v, 1, 2**31))),
+    "agent": (
+        "Claimed by agent {value}",
+        lambda v, now: Q(claimed_at__isnull=False, assignee_id=_int_value(v, 1, 2**31)),
+    ),
 }
 
 
@@ -274,8 +295,8 @@ class PercentileDisc(Aggregate):
 DURATIONS = ("bot_first_response_s", "human_first_response_s", "queue_wait_s", "resolution_s", "resolution_business_s")
 
 
-def _durations(rows: QuerySet) -> dict[str, dict]:
-    """Count, average, median and 90th percentile (nearest rank) of each duration column, NULLs left out."""
+def _duration_aggregates() -> dict:
+    """Count, average and (on PostgreSQL) median and 90th percentile of each duration column, NULLs left out."""
     aggregates = {}
     for field in DURATIONS:
         aggregates[f"{field}__n"] = Count(field)
@@ -283,14 +304,20 @@ def _durations(rows: QuerySet) -> dict[str, dict]:
         if connection.vendor == "postgresql":
             aggregates[f"{field}__p50"] = PercentileDisc(field, 0.5)
             aggregates[f"{field}__p90"] = PercentileDisc(field, 0.9)
-    values = rows.order_by().aggregate(**aggregates)
+    return aggregates
+
+
+def _durations(rows: QuerySet, values: dict | None = None) -> dict[str, dict]:
+    """Each duration column's n, avg, p50 and p90 (nearest rank), from `values` (the aggregates above) if given."""
+    if values is None:
+        values = rows.order_by().aggregate(**_duration_aggregates())
     result = {}
     for field in DURATIONS:
         n = values[f"{field}__n"]
         figure = {"n": n, "avg": values[f"{field}__avg"]}
         if connection.vendor == "postgresql":
             figure["p50"], figure["p90"] = values[f"{field}__p50"], values[f"{field}__p90"]
-        else:  # SQLite has no ordered-set aggregates: the same nearest rank, by an indexed ORDER BY ... OFFSET
+        else:  # SQLite has no ordered-set aggregates: the same nearest rank, by ORDER BY ... OFFSET
             ordered = rows.filter(**{f"{field}__isnull": False}).order_by(field).values_list(field, flat=True)
             for name, fraction in (("p50", 0.5), ("p90", 0.9)):
                 figure[name] = ordered[max(_ceil(fraction * n) - 1, 0)] if n else None
@@ -310,6 +337,7 @@ def report(filters: Filters, *, now: datetime.datetime | None = None) -> dict:
     """Every figure of the reports page, each with the drill-down (metric, value) that lists what it counts."""
     now = now or timezone.now()
     rows = conversations(filters)
+    # One scan for the counts, the stars, the reasons and the durations; one for the volume; one per agent table.
     counts = rows.order_by().aggregate(
         conversations=Count("pk"),
         resolved=Count("pk", filter=Q(status=Conversation.Status.RESOLVED)),
@@ -324,14 +352,23 @@ def report(filters: Filters, *, now: datetime.datetime | None = None) -> dict:
         reopened=Count("pk", filter=Q(reopened_count__gt=0)),
         handed_off=Count("pk", filter=Q(first_handoff_at__isnull=False)),
         asked=Count("pk", filter=Q(status=Conversation.Status.RESOLVED) | Q(score__isnull=False)),
+        **{f"stars_{score}": Count("pk", filter=Q(score=score)) for score in range(1, 6)},
+        **{
+            f"reason_{reason}": Count("pk", filter=Q(first_handoff_at__isnull=False, handoff_reason=reason))
+            for reason in HandoffReason.values
+        },
+        **_duration_aggregates(),
     )
     total = counts["conversations"]
-    distribution = dict(rows.filter(score__isnull=False).order_by().values_list("score").annotate(n=Count("pk")))
-    reasons = dict(
-        rows.filter(first_handoff_at__isnull=False).order_by().values_list("handoff_reason").annotate(n=Count("pk"))
-    )
-    by_hour = dict(rows.order_by().values_list("hour").annotate(n=Count("pk")))
-    by_weekday = dict(rows.order_by().values_list("weekday").annotate(n=Count("pk")))
+    distribution = {score: counts[f"stars_{score}"] for score in range(1, 6)}
+    reasons = {reason: counts[f"reason_{reason}"] for reason in HandoffReason.values}
+    # Counted per local hour of the range (at most 24 x days groups), then folded into hour of day and weekday.
+    by_hour, by_weekday = {}, {}
+    buckets = _rows(filters).order_by().annotate(bucket=TruncHour("created_at", tzinfo=filters.tz))
+    for bucket, n in buckets.values_list("bucket").annotate(n=Count("pk")):
+        local = bucket.astimezone(filters.tz)
+        by_hour[local.hour] = by_hour.get(local.hour, 0) + n
+        by_weekday[local.isoweekday()] = by_weekday.get(local.isoweekday(), 0) + n
     by_agent = (
         rows.filter(score__isnull=False, assignee__isnull=False)
         .order_by()
@@ -342,7 +379,7 @@ def report(filters: Filters, *, now: datetime.datetime | None = None) -> dict:
     return {
         "filters": filters,
         "total": total,
-        "durations": _durations(rows),
+        "durations": _durations(rows, counts),
         "csat": {
             "rated": counts["rated"],
             "positive": counts["csat_positive"],
@@ -394,41 +431,55 @@ def report(filters: Filters, *, now: datetime.datetime | None = None) -> dict:
 def agents_load(filters: Filters, *, now: datetime.datetime) -> list[dict]:
     """Per agent: conversations claimed, average concurrent conversations over the range, and the peak at once.
 
-    Counted in the database per agent; the concurrency is a sweep over the claimed conversations' intervals
-    [claim, resolution or now), clipped to the range.
+    Each claimed conversation is held over [first claim, release or now), clipped to the range: the average is the
+    time held over the range's length (a sum in the database), the peak a running sum of +1 at each claim and -1
+    at each release (a window function over those events, in the database too).
     """
-    rows = conversations(filters).filter(claimed_at__isnull=False, assignee__isnull=False)
-    claimed = {
-        row["assignee_id"]: row
-        for row in rows.order_by().values("assignee_id", "assignee__username").annotate(n=Count("pk"))
-    }
+    rows = _rows(filters).filter(claimed_at__isnull=False, assignee__isnull=False).order_by()
     start, end = filters.start, min(filters.end, now)
     span = max((end - start).total_seconds(), 1.0)
-    events: dict[int, list[tuple[datetime.datetime, int]]] = {}
-    held: dict[int, float] = {}
-    intervals = rows.order_by().values_list("assignee_id", "claimed_at", "released_at")
-    for agent_id, opened, closed in intervals.iterator(chunk_size=2000):
-        opened, closed = max(opened, start), min(closed or now, end)
-        if closed <= opened:
-            continue
-        held[agent_id] = held.get(agent_id, 0.0) + (closed - opened).total_seconds()
-        events.setdefault(agent_id, []).extend(((opened, 1), (closed, -1)))
-    result = []
-    for agent_id, row in claimed.items():
-        peak = level = 0
-        for _at, step in sorted(events.get(agent_id, ()), key=lambda event: (event[0], event[1])):
-            level += step
-            peak = max(peak, level)
-        result.append(
+    opened = Greatest("claimed_at", Value(start))
+    closed = Least(Coalesce("released_at", Value(now)), Value(end))
+    held = ExpressionWrapper(closed - opened, output_field=DurationField())
+    totals = rows.values("assignee_id", "assignee__username").annotate(
+        n=Count("pk"),
+        held=Sum(held, filter=Q(claimed_at__lt=end) & (Q(released_at__isnull=True) | Q(released_at__gt=start))),
+    )
+    peaks = _peaks(rows.annotate(opened=opened, closed=closed).filter(opened__lt=F("closed")))
+    return sorted(
+        (
             {
-                "id": agent_id,
+                "id": row["assignee_id"],
                 "name": row["assignee__username"],
                 "claimed": row["n"],
-                "average_concurrent": round(held.get(agent_id, 0.0) / span, 2),
-                "peak_concurrent": peak,
+                "average_concurrent": round((row["held"] or datetime.timedelta()).total_seconds() / span, 2),
+                "peak_concurrent": peaks.get(row["assignee_id"], 0),
             }
-        )
-    return sorted(result, key=lambda row: row["name"])
+            for row in totals
+        ),
+        key=lambda row: row["name"],
+    )
+
+
+def _peaks(rows: QuerySet) -> dict[int, int]:
+    """The most conversations each agent held at once: the running sum of claim (+1) and release (-1) events."""
+    sql, params = rows.values_list("assignee_id", "opened", "closed").query.sql_with_params()
+    # A common table expression referenced twice is computed once (PostgreSQL and SQLite alike).
+    query = f"""
+        WITH held AS ({sql})
+        SELECT agent, MAX(level) FROM (
+            SELECT agent, SUM(step) OVER (PARTITION BY agent ORDER BY at, step ROWS UNBOUNDED PRECEDING) AS level
+            FROM (
+                SELECT assignee_id AS agent, opened AS at, 1 AS step FROM held
+                UNION ALL
+                SELECT assignee_id, closed, -1 FROM held
+            ) events
+        ) levels
+        GROUP BY agent
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return {agent: int(peak) for agent, peak in cursor.fetchall()}
 
 
 # --- Export: one row per conversation ---

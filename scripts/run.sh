@@ -10,6 +10,8 @@ PORT="${PORT:-8000}"
 "$BIN/python" manage.py collectstatic --noinput -v 0
 # The demo company's help center (English and Chinese markets), once: a new user's first questions get answers.
 "$BIN/python" manage.py kb_import knowledge/demo --if-empty
+# A month of sample conversations (site "Demo shop (sample history)"), once, so the reports have figures to show.
+"$BIN/python" manage.py history_seed --if-empty
 
 worker=""
 stop() {

@@ -37,10 +37,10 @@ def conversation_lock(conversation_id: uuid.UUID, *, with_site: bool = False) ->
     return rows.get(pk=conversation_id)
 
 
-def seq_take(conversation: Conversation) -> int:
-    """The next sequence number of a locked conversation."""
+def seq_take(conversation: Conversation, *fields: str) -> int:
+    """The next sequence number of a locked conversation, saved with its other changed `fields` in one update."""
     conversation.last_seq += 1
-    conversation.save(update_fields=["last_seq", "updated_at"])
+    conversation.save(update_fields=["last_seq", *fields, "updated_at"])
     return conversation.last_seq
 
 

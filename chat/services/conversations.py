@@ -13,6 +13,7 @@ from django.utils import timezone
 from chat import ratelimit, signals, tasks
 from chat.models import ApiKey, Conversation, HandoffReason, Site
 from chat.selectors import secret_hash
+from chat.services import reporting
 from chat.services.base import (
     broadcast_on_commit,
     conversation_lock,
@@ -21,7 +22,6 @@ from chat.services.base import (
     system_message,
 )
 from chat.services.errors import ActionRefused, ConversationRefused
-from chat.services import reporting
 from chat.services.replies import replies_withdraw_unfinished
 
 

@@ -5,6 +5,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from chat import ratelimit, session_cache
 from chat.models import Conversation, HandoffReason, Message, Site
@@ -59,17 +60,21 @@ def message_post_customer(
             f"You are sending messages too quickly. Your message will be sent in {verdict.retry_after} s.",
             verdict.retry_after,
         )
-    seq = seq_take(conversation)
     was_resolved = conversation.status == Conversation.Status.RESOLVED
+    now = timezone.now()
+    fields = reporting.on_customer_message(conversation, content, now, was_resolved=was_resolved)
     if was_resolved:
         # A customer writing again reopens the conversation with the bot.
         conversation.status = Conversation.Status.BOT
         conversation.resolved_at = None
-        conversation.save(update_fields=["status", "resolved_at", "updated_at"])
+        fields += ["status", "resolved_at"]
     message = Message.objects.create(
-        conversation=conversation, seq=seq, role=Message.Role.CUSTOMER, content=content, client_id=client_id
+        conversation=conversation,
+        seq=seq_take(conversation, *fields),
+        role=Message.Role.CUSTOMER,
+        content=content,
+        client_id=client_id,
     )
-    reporting.on_customer_message(conversation, message, was_resolved=was_resolved)
     broadcast_on_commit(conversation, {"type": "chat.message", "message": message_to_dict(message)})
     transaction.on_commit(partial(session_cache.turn_append, message))
     if conversation.status == Conversation.Status.BOT:
@@ -115,10 +120,14 @@ def message_leave(
         client_ip=client_ip,
     )
     conversation = conversation_lock(conversation.id)
+    now = timezone.now()
+    fields = reporting.on_customer_message(conversation, content, now, was_resolved=False)
     message = Message.objects.create(
-        conversation=conversation, seq=seq_take(conversation), role=Message.Role.CUSTOMER, content=content
+        conversation=conversation,
+        seq=seq_take(conversation, *fields),
+        role=Message.Role.CUSTOMER,
+        content=content,
     )
-    reporting.on_customer_message(conversation, message, was_resolved=False)
     conversation_hand_off(conversation_id=conversation.id, reason=HandoffReason.OFFLINE_MESSAGE, message_id=message.id)
     return conversation, secret
 
@@ -134,15 +143,15 @@ def message_post_agent(*, conversation_id: uuid.UUID, agent, content, client_id:
         existing = conversation.messages.filter(client_id=client_id[:64]).first()
         if existing is not None:
             return existing
+    now = timezone.now()
     message = Message.objects.create(
         conversation=conversation,
-        seq=seq_take(conversation),
+        seq=seq_take(conversation, *reporting.on_agent_message(conversation, now)),
         role=Message.Role.AGENT,
         content=content,
         client_id=client_id[:64],
         author=agent,
     )
-    reporting.on_agent_message(conversation, message)
     broadcast_on_commit(conversation, {"type": "chat.message", "message": message_to_dict(message)})
     transaction.on_commit(partial(session_cache.turn_append, message))
     return message

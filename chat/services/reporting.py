@@ -28,13 +28,10 @@ def customer_confirms(text: str) -> bool:
     return small_talk_kind(text) == "thanks" or bool(_HELPED.search(text))
 
 
-def _save(conversation: Conversation, *fields: str) -> None:
-    conversation.save(update_fields=[*fields, "updated_at"])
-
-
-def on_customer_message(conversation: Conversation, message: Message, *, was_resolved: bool) -> None:
-    """A customer message landed: the first one starts the clocks; a return after resolution reopens."""
-    at, fields = message.created_at, ["last_message_at"]
+def on_customer_message(conversation: Conversation, content: str, at: datetime.datetime, *, was_resolved: bool) -> list:
+    """A customer message is landing (the caller saves the fields returned, with its sequence number): the first
+    one starts the clocks; a return after resolution, or to the bot after a day of silence, reopens."""
+    fields = ["last_message_at"]
     if conversation.first_customer_message_at is None:
         conversation.first_customer_message_at = at
         fields.append("first_customer_message_at")
@@ -52,32 +49,30 @@ def on_customer_message(conversation: Conversation, message: Message, *, was_res
         conversation.status == Conversation.Status.BOT
         and conversation.bot_first_response_s is not None
         and not conversation.customer_confirmed
-        and customer_confirms(message.content)
+        and customer_confirms(content)
     ):
         conversation.customer_confirmed = True
         fields.append("customer_confirmed")
     conversation.last_message_at = at
-    _save(conversation, *fields)
+    return fields
 
 
-def on_bot_reply(conversation: Conversation, reply: Message) -> None:
-    """A bot reply was completed: the bot's first response time, once."""
-    at, fields = reply.completed_at or reply.created_at, ["last_message_at"]
-    if conversation.bot_first_response_s is None and conversation.first_customer_message_at is not None:
-        conversation.bot_first_response_s = max((at - conversation.first_customer_message_at).total_seconds(), 0.0)
-        fields.append("bot_first_response_s")
-    conversation.last_message_at = at
-    _save(conversation, *fields)
-
-
-def on_agent_message(conversation: Conversation, message: Message) -> None:
-    """An agent answered: the human first response time (from the first handoff), once."""
-    at, fields = message.created_at, ["last_message_at"]
+def on_agent_message(conversation: Conversation, at: datetime.datetime) -> list:
+    """An agent is answering (the caller saves the fields returned): the human first response time, once."""
+    fields = ["last_message_at"]
     if conversation.human_first_response_s is None and conversation.first_handoff_at is not None:
         conversation.human_first_response_s = max((at - conversation.first_handoff_at).total_seconds(), 0.0)
         fields.append("human_first_response_s")
     conversation.last_message_at = at
-    _save(conversation, *fields)
+    return fields
+
+
+def on_bot_reply(conversation: Conversation, reply: Message) -> None:
+    """A bot reply was completed: the bot's first response time, stored with the first reply only."""
+    if conversation.bot_first_response_s is None and conversation.first_customer_message_at is not None:
+        at = reply.completed_at or reply.created_at
+        conversation.bot_first_response_s = max((at - conversation.first_customer_message_at).total_seconds(), 0.0)
+        conversation.save(update_fields=["bot_first_response_s", "updated_at"])
 
 
 def on_handoff(conversation: Conversation) -> None:
