@@ -12,6 +12,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 LLAMA_CPP_VERSION := 0.3.36
 SMOLLM2_VERSION := 0.1.2
+# The reports' charts: Chart.js from npm (package.json pins it, package-lock.json locks it), served from static/vendor/
+# (not committed), never from a CDN.
+CHART_JS := static/vendor/chart.umd.min.js
 # Wheels this project builds itself, kept outside the clone so a fresh clone reuses them.
 WHEELS := $(HOME)/.cache/helpdesk/wheels
 # llama.cpp is built for AVX2 rather than -march=native: the native build turns on AMX kernels, which crash
@@ -22,7 +25,7 @@ else
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=ON
 endif
 
-.PHONY: help run test test-fast install install-dev install-vllm services services-data lint bench clean
+.PHONY: help run test test-fast install install-dev install-vllm services services-data lint bench clean vendor
 
 help:
 	@echo "make run    start the helpdesk on http://$(HOST):$(PORT) (embedded defaults unless DATABASE_URL and REDIS_URL are set)"
@@ -68,7 +71,18 @@ $(VLLM_VENV)/.installed: requirements.txt requirements-vllm.txt $(WHEELS)/.llama
 $(VLLM_MODEL)/config.json: $(VLLM_VENV)/.installed
 	$(VLLM_VENV)/bin/python scripts/convert_gguf_to_hf.py $(VLLM_MODEL)
 
-install: $(VENV)/.installed
+# `npm ci` installs exactly the locked versions; `npm run vendor` copies the browser builds into static/vendor/.
+# Node.js and npm come from Debian's packages when the machine has none.
+$(CHART_JS): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "Installing Node.js and npm from Debian's packages..."; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	  $$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; }
+	npm ci --no-audit --no-fund --ignore-scripts
+	npm run -s vendor
+	@touch $@
+
+vendor: $(CHART_JS)
+install: $(VENV)/.installed $(CHART_JS)
 install-dev: $(VENV)/.installed-dev
 install-vllm: $(VLLM_VENV)/.installed $(VLLM_MODEL)/config.json
 
@@ -81,7 +95,7 @@ services: services-data
 services-data:
 	@bash scripts/services-up.sh
 
-test: install-dev install-vllm services
+test: install-dev install-vllm services $(CHART_JS)
 	$(BIN)/ruff check .
 	HELPDESK_VLLM_PYTHON=$(CURDIR)/$(VLLM_VENV)/bin/python HELPDESK_VLLM_MODEL=$(VLLM_MODEL) \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -100,4 +114,4 @@ bench: install-dev services
 	$(BIN)/python bench/ttft.py
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) staticfiles .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) staticfiles .pytest_cache node_modules static/vendor

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from chat.api.errors import api_not_found
-from helpdesk import playground, views
+from helpdesk import playground, report_views, views
 from helpdesk.api import api
 
 urlpatterns = [
@@ -15,6 +15,10 @@ urlpatterns = [
     path("playground/retrieval", playground.playground_retrieval, name="playground-retrieval"),
     path("console/gaps/", views.knowledge_gaps, name="knowledge-gaps"),
     path("console/gaps/<uuid:conversation_id>/draft", views.knowledge_gap_draft, name="knowledge-gap-draft"),
+    path("reports/", report_views.report_page, name="reports"),
+    path("reports/conversations/", report_views.report_conversations, name="reports-conversations"),
+    path("reports/conversations/<uuid:conversation_id>/", report_views.report_transcript, name="reports-transcript"),
+    path("reports/export.csv", report_views.report_export, name="reports-export"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
     path("", include("chat.urls")),
