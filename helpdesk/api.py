@@ -13,6 +13,7 @@ from chat.api.keys_router import router as keys_router
 from chat.api.openai import router as openai_router
 from chat.api.read import router as read_router
 from helpdesk.api_export import router as export_router
+from helpdesk.api_reports import router as reports_router
 from helpdesk.api_tickets import router as tickets_router
 
 api = NinjaAPI(
@@ -34,3 +35,4 @@ api.add_router("api/v1/", read_router)
 api.add_router("api/v1/", keys_router)
 api.add_router("api/v1/", tickets_router)
 api.add_router("api/v1/", export_router)
+api.add_router("api/v1/", reports_router)

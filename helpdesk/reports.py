@@ -115,13 +115,19 @@ class Filters:
 
 def _date(value: str, name: str) -> datetime.date:
     try:
-        return datetime.date.fromisoformat(value)
+        day = datetime.date.fromisoformat(value)
     except ValueError as exc:
         raise ReportError(f"{name} must be a date like 2026-01-31.") from exc
+    if not 1970 <= day.year <= 2999:
+        raise ReportError(f"{name} must be between 1970 and 2999.")
+    return day
+
+
+ID_MAX = 2**31 - 1  # the database's integer keys
 
 
 def _id(value: str, name: str) -> int:
-    if not value.isdigit():
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= ID_MAX:
         raise ReportError(f"{name} must be a number.")
     return int(value)
 
@@ -205,7 +211,7 @@ def _assumed(now: datetime.datetime) -> Q:
 
 
 def _int_value(value: str | None, low: int, high: int) -> int:
-    if value is None or not value.lstrip("-").isdigit() or not low <= int(value) <= high:
+    if value is None or not value.isascii() or not value.lstrip("-").isdigit() or not low <= int(value) <= high:
         raise ReportError(f"This drill-down needs a value from {low} to {high}.")
     return int(value)
 
@@ -231,7 +237,7 @@ DRILLS: dict[str, tuple[str, Callable[[str | None, datetime.datetime], Q]]] = {
     "rated_bot": ("Rated, never handed off (the bot alone)", lambda v, now: Q(score__isnull=False) & _BOT_ONLY),
     "rated_agent": (
         "Rated, with agent {value}",
-        lambda v, now: Q(score__isnull=False, assignee_id=_int_value(v, 1, 2**31)),
+        lambda v, now: Q(score__isnull=False, assignee_id=_int_value(v, 1, ID_MAX)),
     ),
     "bot_confirmed": ("Resolved by the bot, confirmed", lambda v, now: _CONFIRMED),
     "bot_assumed": ("Resolved by the bot, assumed", lambda v, now: _assumed(now)),
@@ -245,7 +251,7 @@ DRILLS: dict[str, tuple[str, Callable[[str | None, datetime.datetime], Q]]] = {
     "weekday": ("Created on day {value} (1 = Monday)", lambda v, now: Q(weekday=_int_value(v, 1, 7))),
     "agent": (
         "Claimed by agent {value}",
-        lambda v, now: Q(claimed_at__isnull=False, assignee_id=_int_value(v, 1, 2**31)),
+        lambda v, now: Q(claimed_at__isnull=False, assignee_id=_int_value(v, 1, ID_MAX)),
     ),
 }
 

@@ -276,6 +276,9 @@ def test_filters_narrow_the_report(world):
         ({"since": "2020-01-01", "until": "2026-11-01"}, "at most"),
         ({"site": "abc"}, "site must be a number"),
         ({"site": "999999"}, "no such site"),
+        ({"site": "99999999999999"}, "site must be a number"),
+        ({"agent": "-3"}, "agent must be a number"),
+        ({"since": "9999-12-30", "until": "9999-12-31"}, "between 1970 and 2999"),
         ({"language": "fr"}, "language must be one of"),
         ({"channel": "email"}, "channel must be one of"),
     ],
@@ -331,3 +334,57 @@ def test_the_embedded_databases_percentiles_agree_with_postgresqls(world, monkey
     filters, figures = report_for()
     monkeypatch.setattr(reports.connection, "vendor", "sqlite")
     assert reports._durations(reports.conversations(filters)) == figures["durations"]
+
+
+# --- The same through the API (scope read) ---
+
+
+@pytest.fixture
+def api_reader(settings):
+    from django.test import Client
+
+    from chat.api.keys import api_key_create
+
+    settings.API_RATE_LIMIT_PER_IP = 100_000
+    _key, raw = api_key_create(name="BI", scopes=["read"])
+    return Client(headers={"Authorization": f"Bearer {raw}"})
+
+
+def test_the_api_exports_the_same_rows_as_the_page_and_the_figures(world, api_reader):
+    with travel(NOW):
+        response = api_reader.get("/api/v1/reports/conversations", {**NOVEMBER, "metric": "handed_off"})
+        assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+        rows = list(csv.DictReader(b"".join(response.streaming_content).decode().splitlines()))
+        assert {row["conversation_id"] for row in rows} == {str(i) for i in ids(world, 4, 5, 6)}
+        summary = api_reader.get("/api/v1/reports/summary", {**NOVEMBER, "channel": "widget"})
+    assert summary.status_code == 200
+    body = summary.json()
+    assert body["total"] == 7 and body["handoff"]["count"] == 3 and body["filters"]["channel"] == "widget"
+    assert body["durations"]["queue_wait_s"]["p50"] == 594 and "bot_resolution" in body["definitions"]
+
+
+@pytest.mark.parametrize(
+    "params, status, message",
+    [
+        ({"since": "2026-13-01"}, 400, ""),
+        ({"since": "2026-11-30", "until": "2026-11-01"}, 400, "since must not be after until"),
+        ({"metric": "rating", "value": "7"}, 400, "value from 1 to 5"),
+        ({"channel": "fax"}, 400, "channel must be one of"),
+        ({"agent": "99999999999999"}, 400, "agent must be a number"),
+        ({"metric": "agent", "value": "99999999999999"}, 400, "needs a value"),
+    ],
+)
+def test_the_api_refuses_unusable_filters_with_a_json_error(db, api_reader, params, status, message):
+    response = api_reader.get("/api/v1/reports/conversations", params)
+    assert response.status_code == status
+    assert message in response.json()["error"]["message"]
+
+
+def test_the_api_reports_need_a_key_with_the_read_scope(db):
+    from django.test import Client
+
+    from chat.api.keys import api_key_create
+
+    _key, raw = api_key_create(name="bot only", scopes=["chat"])
+    assert Client().get("/api/v1/reports/summary").status_code == 401
+    assert Client(headers={"Authorization": f"Bearer {raw}"}).get("/api/v1/reports/summary").status_code == 403
