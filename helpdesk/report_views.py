@@ -230,6 +230,7 @@ def _figures(filters: reports.Filters, data: dict) -> dict:
             "resolved": bot["resolved"],
             "resolved_pct": _pct_text(bot["resolved_pct"]),
             "confirmed": bot["confirmed"],
+            "resolved_url": drill_url(filters, "bot_resolved"),
             "confirmed_url": drill_url(filters, "bot_confirmed"),
             "assumed": bot["assumed"],
             "assumed_url": drill_url(filters, "bot_assumed"),

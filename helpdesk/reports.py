@@ -43,6 +43,7 @@ ASSUMED_AFTER = datetime.timedelta(hours=24)
 CHANNELS = (("widget", "Widget"), ("api", "API"))
 LANGUAGES = (("en", "English"), ("zh", "中文"))
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 DRILL_PAGE = 100
 
 DEFINITIONS = {
@@ -241,6 +242,7 @@ DRILLS: dict[str, tuple[str, Callable[[str | None, datetime.datetime], Q]]] = {
     ),
     "bot_confirmed": ("Resolved by the bot, confirmed", lambda v, now: _CONFIRMED),
     "bot_assumed": ("Resolved by the bot, assumed", lambda v, now: _assumed(now)),
+    "bot_resolved": ("Resolved by the bot", lambda v, now: _CONFIRMED | _assumed(now)),
     "reopened": ("Reopened", lambda v, now: Q(reopened_count__gt=0)),
     "handed_off": ("Handed off", lambda v, now: Q(first_handoff_at__isnull=False)),
     "handoff_reason": (
@@ -248,7 +250,7 @@ DRILLS: dict[str, tuple[str, Callable[[str | None, datetime.datetime], Q]]] = {
         lambda v, now: Q(first_handoff_at__isnull=False, handoff_reason=_reason(v)),
     ),
     "hour": ("Created at {value}:00", lambda v, now: Q(hour=_int_value(v, 0, 23))),
-    "weekday": ("Created on day {value} (1 = Monday)", lambda v, now: Q(weekday=_int_value(v, 1, 7))),
+    "weekday": ("Created on a {value}", lambda v, now: Q(weekday=_int_value(v, 1, 7))),
     "agent": (
         "Claimed by agent {value}",
         lambda v, now: Q(claimed_at__isnull=False, assignee_id=_int_value(v, 1, ID_MAX)),
@@ -280,6 +282,8 @@ def drill_title(metric: str, value: str | None) -> str:
         value = user.get_username() if user else value
     elif metric == "handoff_reason" and value in HandoffReason.values:
         value = HandoffReason(value).label
+    elif metric == "weekday" and value in {str(day) for day in range(1, 8)}:
+        value = WEEKDAY_NAMES[int(value) - 1]
     return title.format(value=value)
 
 

@@ -65,3 +65,22 @@ def test_retrieval_runs_at_the_smallest_size(tmp_path):
     assert run["cold_ms"]["en"] > 0 and run["cold_ms"]["zh"] > 0
     assert run["with_relevant_hit"] > 0
     assert "tsquery" in report["explain"]  # the plan of the full-text candidate query (the index or a scan: small)
+
+
+def test_reports_runs_at_the_smallest_size(tmp_path):
+    stdout, report = run_bench(
+        "reports.py", "--conversations", "200", "--rounds", "1", json_path=tmp_path / "reports.json"
+    )
+    assert "bench/reports.py --conversations 200 --rounds 1" in stdout.splitlines()[0]
+    assert "Target: the page under 1000 ms" in stdout
+    assert report["conversations"] == 200 and report["messages"] >= 400 and report["database"] == "postgresql"
+    assert set(report["timings"]) == {
+        "report_30_days",
+        "report_90_days",
+        "drill_down_handed_off",
+        "export_csv_30_days",
+    }
+    for name, timing in report["timings"].items():
+        assert 0 < timing["p50_ms"] <= timing["max_ms"] < 60_000, (name, timing)
+        assert timing["bytes"] > 1000, (name, timing)  # a page with figures, a list, a CSV with rows
+    assert isinstance(report["target_met"], bool)

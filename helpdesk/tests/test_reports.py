@@ -229,6 +229,7 @@ def test_each_drill_down_lists_exactly_the_conversations_counted(world):
         ("rated_agent", str(ann.pk)): ids(world, 4),
         ("bot_confirmed", None): ids(world, 1, 3),
         ("bot_assumed", None): ids(world, 2, 7),
+        ("bot_resolved", None): ids(world, 1, 2, 3, 7),
         ("reopened", None): ids(world, 5, 10),
         ("handed_off", None): ids(world, 4, 5, 6),
         ("handoff_reason", "no_knowledge"): ids(world, 5),
