@@ -23,6 +23,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chat import presence, selectors, services
+from chat.metrics import RATE_LIMITED, WEBSOCKETS
 from chat.models import Conversation
 from chat.origins import origin_allowed
 from chat.serializers import conversation_to_dict, message_to_dict
@@ -39,20 +40,26 @@ class CustomerConsumer(AsyncWebsocketConsumer):
 
     conversation = None
     hello_timer: asyncio.Task | None = None
+    counted = False  # in helpdesk_websocket_connections{kind="customer"}
 
     async def connect(self) -> None:
         try:
             allowed = await database_sync_to_async(self._origin_allowed)()
         except Exception:
             logger.exception("could not check the origin of a chat socket")
-            await self.accept()
+            await self._accept()
             return await self._refuse(
                 CLOSE_TRY_AGAIN_LATER, "service_unavailable", "The chat service is unavailable; reconnecting."
             )
         if not allowed:
             return await self.close()  # before accept: the handshake gets HTTP 403
-        await self.accept()
+        await self._accept()
         self.hello_timer = asyncio.get_running_loop().create_task(self._close_without_hello())
+
+    async def _accept(self) -> None:
+        await self.accept()
+        WEBSOCKETS.labels(kind="customer").inc()
+        self.counted = True
 
     def _origin_allowed(self) -> bool:
         """The page's Origin against the conversation's site. Unknown conversations pass here and fail the hello,
@@ -73,6 +80,9 @@ class CustomerConsumer(AsyncWebsocketConsumer):
         return origin_allowed(origin=origin.decode("latin-1"), allowed=allowed, own_host=host)
 
     async def disconnect(self, code: int) -> None:
+        if self.counted:
+            WEBSOCKETS.labels(kind="customer").dec()
+            self.counted = False
         if self.hello_timer is not None:
             self.hello_timer.cancel()
         if self.conversation is not None:
@@ -172,6 +182,8 @@ class CustomerConsumer(AsyncWebsocketConsumer):
                 conversation_id=self.conversation.id, content=frame.get("content"), client_id=client_id
             )
         except services.MessageRejected as exc:
+            if exc.code == "rate_limited":
+                RATE_LIMITED.labels(channel="socket", limit="messages").inc()
             # Names the message, so the client knows which one to resend later (rate limit) or give back.
             frame = {"type": "error", "code": exc.code, "message": str(exc), "client_id": client_id}
             if exc.retry_after is not None:

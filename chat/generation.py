@@ -14,7 +14,7 @@ suggested replies (chat.assist) differ only in the history they bring, where the
     → the fact guard, a sentence at a time (chat.grounding.FactGate)
     → published in gathered pieces (CHAT_STREAM_COALESCE_MS), the first at once
     → on an engine failure, the staff's keyword rules, else the extractive answer (for outputs a customer reads)
-    → counted for Prometheus.
+    → counted for Prometheus (chat.metrics: the stages before the first text, time to first token, duration, tokens).
 
 It works on plain data (turns, tags, settings) and stores nothing, so it serves stateless requests as well as
 conversations. A new rule (a guard on facts, a metric) added here applies to every output at once.
@@ -27,10 +27,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from prometheus_client import Counter
 
 from chat import grounding, strings
-from chat.grounding import FACT_GUARD, FactGate, Grounding, GuardTripped, Plan, Source
+from chat.grounding import FactGate, Grounding, GuardTripped, Plan, Source
+from chat.metrics import ACTIVE_STREAMS, ENGINE_FAILURES, FACT_GUARD, GENERATIONS, StageClock, generation_observe
 from chat.prompting import prompt_variables
 from inference import selectors as bot_config
 from inference.deferral import DeferralFilter
@@ -44,15 +44,6 @@ from inference.text import FullwidthPunctuation
 from inference.types import ChatTurn, SamplingParams
 
 logger = logging.getLogger(__name__)
-
-ENGINE_FAILURES = Counter(
-    "helpdesk_engine_failures_total", "Replies the engine could not give, by how they were answered", ["answered_by"]
-)
-GENERATIONS = Counter(
-    "helpdesk_generations_total",
-    "Bot outputs by purpose (reply, completion, summary, suggestion) and outcome",
-    ["purpose", "outcome"],
-)
 
 # Seconds between calls of Publisher.still_wanted (a cache read and a query, so not per token).
 STILL_WANTED_CHECK_INTERVAL_S = 1.0
@@ -130,6 +121,24 @@ class Publisher:
         """Called about once a second while the engine streams; raise GenerationStopped to stop (frees the engine)."""
 
 
+class _FirstPublishTimed(Publisher):
+    """The caller's publisher, the time of its first publish noted: the last stage before a customer reads."""
+
+    def __init__(self, inner: Publisher, clock: StageClock):
+        self.inner, self.clock = inner, clock
+        self.received = inner.received  # one list: the caller reads what streamed from its own publisher
+
+    def started(self, *, engine_name: str, engine: Engine, params: SamplingParams) -> None:
+        self.inner.started(engine_name=engine_name, engine=engine, params=params)
+
+    def delta(self, text: str) -> None:
+        self.inner.delta(text)
+        self.clock.lap("first_publish")
+
+    def still_wanted(self) -> None:
+        self.inner.still_wanted()
+
+
 def prompt_build(
     engine: Engine, request: GenerationRequest, params: SamplingParams, plan: Plan | None = None
 ) -> list[ChatTurn]:
@@ -149,7 +158,15 @@ def generate(request: GenerationRequest, publisher: Publisher | None = None) -> 
     RULES result, never an exception. GenerationRefused is raised for a request that cannot run as asked; anything
     else raised is a bug, and propagates.
     """
-    publisher = publisher or Publisher()
+    clock = StageClock(request.purpose)
+    publisher = _FirstPublishTimed(publisher or Publisher(), clock)
+    with ACTIVE_STREAMS.track_inprogress():
+        result = _generate(request, publisher, clock)
+    generation_observe(purpose=request.purpose, stats=result.stats, duration_s=clock.elapsed())
+    return result
+
+
+def _generate(request: GenerationRequest, publisher: Publisher, clock: StageClock) -> GenerationResult:
     started = time.monotonic()
     params = sampling_params_build(settings, request.overrides)
     engine, engine_error = None, None
@@ -157,11 +174,13 @@ def generate(request: GenerationRequest, publisher: Publisher | None = None) -> 
         engine = _engine(request.engine)
     except EngineError as exc:  # no model: answers from the knowledge base still work
         engine_error = exc
+    clock.restart()  # loading the engine (once per process) is no stage of an output
     plan = None
     if request.grounded:
         plan = grounding.plan(
             history=request.history, language=request.language, site=request.site, engine=engine, mode=request.mode
         )
+        clock.lap("retrieval")
         if plan is not None and plan.grounding == Grounding.SMALL_TALK:
             params = dataclasses.replace(params, max_tokens=min(params.max_tokens, grounding.SMALL_TALK_MAX_TOKENS))
     try:
@@ -175,12 +194,13 @@ def generate(request: GenerationRequest, publisher: Publisher | None = None) -> 
             turns = prompt_build(engine, request, params, plan)
         except PromptError as exc:
             raise GenerationRefused("invalid_prompt", str(exc)) from exc
+        clock.lap("prompt_build")
         publisher.started(engine_name=request.engine or DEFAULT_ENGINE, engine=engine, params=params)
         generation = generation_with_deadlines(engine, turns, params, settings)
         gate = _gate(request, plan)
         deferral = DeferralFilter()
         try:
-            text = _stream(generation, publisher, deferral, language=request.language, gate=gate)
+            text = _stream(generation, publisher, deferral, language=request.language, gate=gate, clock=clock)
         except GuardTripped as tripped:
             if not generation.stats.prompt_tokens:  # stopped before the engine's own count arrived
                 generation.stats.prompt_tokens = engine.count_tokens(turns)
@@ -266,7 +286,13 @@ def _engine(name: str | None) -> Engine:
 
 
 def _stream(
-    generation: Generation, publisher: Publisher, deferral: DeferralFilter, *, language: str, gate: FactGate | None
+    generation: Generation,
+    publisher: Publisher,
+    deferral: DeferralFilter,
+    *,
+    language: str,
+    gate: FactGate | None,
+    clock: StageClock,
 ) -> str:
     """Publish the generation's text in gathered pieces (the first at once) and return all of it.
 
@@ -280,6 +306,7 @@ def _stream(
     last_flush = float("-inf")
     next_check = time.monotonic() + STILL_WANTED_CHECK_INTERVAL_S
     for raw in generation:
+        clock.lap("engine_first_token")  # counted for the first token only
         if time.monotonic() >= next_check:
             next_check = time.monotonic() + STILL_WANTED_CHECK_INTERVAL_S
             publisher.still_wanted()
@@ -319,9 +346,11 @@ def _fallback(
     name = request.label or request.purpose
     streamed = "".join(publisher.received)
     if not request.rules_fallback:
+        ENGINE_FAILURES.labels(answered_by="nobody").inc()
         logger.warning("%s failed: %s", name, error)
         return GenerationResult(Outcome.FAILED, streamed, _stats(), str(error))
     if plan is not None and plan.grounding == Grounding.SMALL_TALK:
+        ENGINE_FAILURES.labels(answered_by="greeting").inc()
         logger.warning("%s: small talk answered by the greeting after: %s", name, error)
         greeting = strings.text("small_talk", request.language)
         stats = _stats(engine="knowledge", finish_reason="stop")

@@ -22,20 +22,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from prometheus_client import Counter
 
 from chat import strings
+from chat.metrics import RETRIEVALS
 from inference.engines import Engine
 from inference.types import ChatTurn
 from knowledge.grounding import customer_specific, extract_answer, facts_unsupported, prompt_echo, small_talk_kind
 from knowledge.retrieval import Hit, Retrieval, retrieve
 from knowledge.selectors import article_body
 from knowledge.text import text_language
-
-RETRIEVALS = Counter("helpdesk_knowledge_retrievals_total", "Customer turns searched in the knowledge base", ["result"])
-FACT_GUARD = Counter(
-    "helpdesk_fact_guard_total", "Generated sentences held back because a fact was in no passage", ["purpose"]
-)
 
 
 class Grounding:

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET
 
 from chat import availability, services
 from chat.http import BadRequest, client_ip, json_error
+from chat.metrics import RATE_LIMITED
 from chat.models import Site
 from chat.origins import origin_allowed
 from chat.serializers import site_to_widget_dict
@@ -60,7 +61,8 @@ def widget_endpoint(view: Callable) -> Callable:
             response = view(request, site)
         except BadRequest as exc:
             response = exc.response
-        except services.ConversationRefused as exc:
+        except services.ConversationRefused as exc:  # the site's limit of new conversations per address
+            RATE_LIMITED.labels(channel="widget", limit="conversations").inc()
             response = json_error(429, exc.code, str(exc), retry_after=exc.retry_after)
         except services.MessageRejected as exc:
             response = json_error(400, exc.code, str(exc), field="content")

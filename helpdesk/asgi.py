@@ -16,7 +16,9 @@ from django.conf import settings  # noqa: E402
 
 from chat import broadcast  # noqa: E402
 from chat import routing as chat_routing  # noqa: E402
+from chat.metrics import reply_series_init  # noqa: E402
 from helpdesk import routing as helpdesk_routing  # noqa: E402
+from helpdesk.metrics import web_collectors_register  # noqa: E402
 from knowledge.retrieval import retrieval_warm_up  # noqa: E402
 
 # Customers' sockets (chat), the console (helpdesk), then the refusal of any other ws/ path.
@@ -52,6 +54,9 @@ application = EventLoopBindMiddleware(
     )
 )
 
+# This process serves /metrics: the queue's, the agents' and the business hours' gauges, read at each scrape.
+web_collectors_register()
+
 
 def _warm_up() -> None:
     try:
@@ -63,3 +68,4 @@ def _warm_up() -> None:
 # Embedded mode answers in this process: load the knowledge index and models now, beside serving.
 if settings.GENERATION_BACKEND == "inprocess":
     threading.Thread(target=_warm_up, name="knowledge-warm-up", daemon=True).start()
+    reply_series_init()

@@ -20,6 +20,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 
 from chat import services as chat_services
+from chat.metrics import WEBSOCKETS
 from chat.models import Conversation
 from helpdesk import selectors, services
 
@@ -39,6 +40,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
     """Relays an agent's actions to services and the queue's and open conversations' events to the agent."""
 
     refresher: asyncio.Task | None = None
+    counted = False  # in helpdesk_websocket_connections{kind="console"}
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
@@ -47,6 +49,8 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)  # refused at the handshake: HTTP 403
             return
         await self.accept()
+        WEBSOCKETS.labels(kind="console").inc()
+        self.counted = True
         self.presence = await database_sync_to_async(services.presence_connect)(agent=self.user)
         await self.channel_layer.group_add(services.AGENTS_GROUP, self.channel_name)
         await self.send_json({"type": "presence", "status": self.presence.status, "capacity": self.presence.capacity})
@@ -62,6 +66,9 @@ class AgentConsumer(AsyncWebsocketConsumer):
                 logger.exception("could not refresh the queue of %s", self.user)
 
     async def disconnect(self, code: int) -> None:
+        if self.counted:
+            WEBSOCKETS.labels(kind="console").dec()
+            self.counted = False
         if self.refresher is not None:
             self.refresher.cancel()
         if getattr(self, "presence", None) is not None:

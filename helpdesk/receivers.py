@@ -4,6 +4,7 @@ Receivers run in the order they are connected: the ticket receivers come first, 
 ticket.
 """
 
+from django.db import transaction
 from django.dispatch import receiver
 
 from chat.signals import (
@@ -13,6 +14,7 @@ from chat.signals import (
     conversation_resolved,
 )
 from helpdesk import services
+from helpdesk.metrics import HANDOFFS, RATINGS
 from helpdesk.models import Webhook
 from helpdesk.webhooks import webhook_conversation_event_emit
 
@@ -47,3 +49,14 @@ def webhook_on_resolve(sender, *, conversation, **kwargs) -> None:
 @receiver(conversation_rated, dispatch_uid="helpdesk.webhook_rated")
 def webhook_on_rating(sender, *, conversation, rating, **kwargs) -> None:
     webhook_conversation_event_emit(event=Webhook.Event.RATED, conversation=conversation, rating=rating)
+
+
+# Counted once the service's transaction commits: a rolled-back handoff or rating never happened.
+@receiver(conversation_handed_off, dispatch_uid="helpdesk.metrics_handoff")
+def count_handoff(sender, *, reason, **kwargs) -> None:
+    transaction.on_commit(HANDOFFS.labels(reason=reason).inc)
+
+
+@receiver(conversation_rated, dispatch_uid="helpdesk.metrics_rating")
+def count_rating(sender, *, rating, **kwargs) -> None:
+    transaction.on_commit(RATINGS.labels(score=str(rating.score)).inc)

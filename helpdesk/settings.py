@@ -258,6 +258,10 @@ LOGOUT_REDIRECT_URL = LOGIN_URL
 # --- Metrics --------------------------------------------------------------------------------------
 # Bearer token Prometheus sends to /metrics; empty: /metrics answers loopback clients only.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Each Celery worker process serves its own metrics on this port (0: off), protected like /metrics (helpdesk.celery).
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+# Address the worker's metrics listen on; 0.0.0.0 (with METRICS_TOKEN set) for a Prometheus on another host.
+WORKER_METRICS_ADDR = env.str("WORKER_METRICS_ADDR", default="127.0.0.1")
 
 # --- Auth, i18n, static ---------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -296,8 +300,8 @@ if HTTPS:
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto.
 if env.bool("SECURE_PROXY_SSL", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# /healthz must answer plain HTTP probes from inside the cluster.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# /healthz and /metrics must answer plain HTTP probes and scrapes from inside the cluster.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 
 LOGGING = {
     "version": 1,

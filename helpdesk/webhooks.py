@@ -21,6 +21,7 @@ from django.utils import timezone
 from chat import dispatch
 from chat.models import Conversation, Rating
 from helpdesk import tasks
+from helpdesk.metrics import WEBHOOK_DELIVERIES
 from helpdesk.models import Ticket, Webhook, WebhookDelivery
 
 logger = logging.getLogger(__name__)
@@ -129,9 +130,10 @@ def webhook_attempt(delivery_id, *, attempt: int | None = None) -> bool:
     if attempt is not None and delivery.attempts != attempt:
         return True
     if not delivery.webhook.is_active:  # turned off by staff: stop sending to it
-        WebhookDelivery.objects.filter(pk=delivery.pk, status=WebhookDelivery.Status.PENDING).update(
+        if WebhookDelivery.objects.filter(pk=delivery.pk, status=WebhookDelivery.Status.PENDING).update(
             status=WebhookDelivery.Status.FAILED, last_error="The webhook was turned off."
-        )
+        ):
+            WEBHOOK_DELIVERIES.labels(outcome="given_up").inc()
         return True
     body = json.dumps(delivery.payload, ensure_ascii=False, separators=(",", ":")).encode()
     headers = {
@@ -162,14 +164,17 @@ def webhook_attempt(delivery_id, *, attempt: int | None = None) -> bool:
     recorded = WebhookDelivery.objects.filter(
         pk=delivery.pk, status=WebhookDelivery.Status.PENDING, attempts=delivery.attempts
     ).update(**fields)
+    if recorded:  # counted by the copy of the task that made the attempt
+        WEBHOOK_DELIVERIES.labels(outcome="failed" if error else "delivered").inc()
     return not error or not recorded
 
 
 def webhook_delivery_fail(delivery_id) -> None:
     """Give up on a pending delivery (its attempts are spent)."""
-    WebhookDelivery.objects.filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING).update(
+    if WebhookDelivery.objects.filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING).update(
         status=WebhookDelivery.Status.FAILED
-    )
+    ):
+        WEBHOOK_DELIVERIES.labels(outcome="given_up").inc()
 
 
 @transaction.atomic

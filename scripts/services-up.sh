@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Make sure PostgreSQL and Redis answer on 127.0.0.1; start them, or install them from Debian's packages, if not.
+# Also install Prometheus (server and promtool) for the metrics tests when it is missing.
 set -euo pipefail
 
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
@@ -11,6 +12,14 @@ if ! command -v pg_ctlcluster >/dev/null || ! command -v redis-server >/dev/null
   echo "Installing PostgreSQL and Redis from Debian's packages..."
   as_root apt-get update -q
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql redis-server
+fi
+
+# Prometheus (the server and promtool) for the metrics tests, which run their own server on a free port. Only the
+# package: its recommended node exporter is not needed.
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  echo "Installing Prometheus from Debian's packages..."
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus
 fi
 
 if ! pg_up; then

@@ -7,22 +7,21 @@ together. The per-IP limit is checked first, so guessing keys is limited too.
 from django.conf import settings
 from django.http import HttpRequest
 from ninja.security import HttpBearer
-from prometheus_client import Counter
 
 from chat import ratelimit
 from chat.api.errors import ApiError
 from chat.api.keys import ApiKeyRefused, api_key_authenticate
 from chat.http import client_ip
+from chat.metrics import RATE_LIMITED
 from chat.models import ApiKey
 
 WINDOW_S = 60
-REFUSED = Counter("helpdesk_api_rate_limited_total", "API requests refused by a rate limit", ["limit"])
 
 
 def _limit(key: str, limit: int, who: str) -> None:
     verdict = ratelimit.hit(key, limit=limit, window_s=WINDOW_S)
     if not verdict.allowed:
-        REFUSED.labels(limit=key.split(":")[1]).inc()
+        RATE_LIMITED.labels(channel="api", limit=key.split(":")[1]).inc()
         raise ApiError(
             429,
             "rate_limited",

@@ -20,6 +20,7 @@ from chat.api.auth import chat_auth
 from chat.api.errors import ApiError
 from chat.api.relay import SSE_HEADERS, GroupSubscription, sse
 from chat.api.schemas import ChatIn, ChatOut, ErrorOut
+from chat.metrics import RATE_LIMITED
 from chat.models import ApiKey, Conversation
 
 router = Router(tags=["bot"])
@@ -105,6 +106,8 @@ class ApiTurn:
                     conversation_id=conversation.id, content=body.user_input, overrides=overrides
                 )
             except services.MessageRejected as exc:
+                if exc.code == "rate_limited":
+                    RATE_LIMITED.labels(channel="api", limit="messages").inc()
                 status = {"message_too_long": 413, "rate_limited": 429}.get(exc.code, 400)
                 extra = {"retry_after": exc.retry_after} if exc.retry_after else {}
                 raise ApiError(status, exc.code, str(exc), **extra) from exc

@@ -10,8 +10,8 @@ import pytest
 from channels.db import database_sync_to_async
 from django.test import AsyncClient
 
-from chat.api.auth import REFUSED
 from chat.api.keys import api_key_create, api_key_revoke
+from chat.metrics import RATE_LIMITED
 from chat.models import Conversation, Message
 from inference.engines import EngineError
 
@@ -200,9 +200,9 @@ async def test_over_the_keys_limit_answers_429_with_retry_after(settings, fake_e
     for _ in range(2):
         status, _body, _ = await post(client, "/api/v1/chat", {"session_id": "rl", "user_input": "hi"})
         assert status == 200
-    refused_before = REFUSED.labels(limit="key")._value.get()
+    refused_before = RATE_LIMITED.labels(channel="api", limit="key")._value.get()
     status, body, response = await post(client, "/api/v1/chat", {"session_id": "rl", "user_input": "hi"})
-    assert REFUSED.labels(limit="key")._value.get() == refused_before + 1  # Prometheus sees it
+    assert RATE_LIMITED.labels(channel="api", limit="key")._value.get() == refused_before + 1  # Prometheus sees it
     assert status == 429 and body["error"]["code"] == "rate_limited"
     assert 1 <= int(response["Retry-After"]) <= 60 and body["error"]["retry_after"] == int(response["Retry-After"])
     assert await database_sync_to_async(Message.objects.filter(role="customer").count)() == 2
