@@ -2,10 +2,13 @@
 `read`): the figures as JSON, and one CSV row per conversation counted, exactly as the reports page exports them."""
 
 import datetime
+import re
+from typing import Annotated, Literal
 
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
+from pydantic import BeforeValidator
 
 from chat.api.auth import read_auth
 from chat.api.errors import ApiError
@@ -15,18 +18,40 @@ from helpdesk import reports
 router = Router(auth=read_auth, tags=["reports"])
 
 
+def _iso_date(value) -> datetime.date:
+    """A date written YYYY-MM-DD (pydantic alone would also take 0 as 1 January 1970)."""
+    if isinstance(value, datetime.date):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return datetime.date.fromisoformat(value)  # ValueError for impossible dates such as 2026-02-30
+    raise ValueError("use a date like 2026-01-31")
+
+
+IsoDate = Annotated[datetime.date, BeforeValidator(_iso_date)]
+Language = Literal[tuple(code for code, _label in reports.LANGUAGES)]
+Channel = Literal[tuple(code for code, _label in reports.CHANNELS)]
+Metric = Literal[tuple(reports.DRILLS)]
+
+
 class ReportQuery(Schema):
-    since: datetime.date | None = Field(None, description="First day (default: 29 days before `until`).")
-    until: datetime.date | None = Field(None, description="Last day, included (default: today).")
-    site: int | None = Field(None, description="A site's id.")
-    agent: int | None = Field(None, description="An agent's user id.")
-    language: str | None = Field(None, description="en or zh.")
-    channel: str | None = Field(None, description="widget or api.")
+    since: IsoDate | None = Field(
+        None, description="First day, from 1970 (default: 29 days before `until`); not after `until`."
+    )
+    until: IsoDate | None = Field(None, description="Last day, included, until 2999 (default: today).")
+    site: int | None = Field(None, ge=1, le=reports.ID_MAX, description="A site's id.")
+    agent: int | None = Field(None, ge=1, le=reports.ID_MAX, description="An agent's user id.")
+    language: Language | None = None
+    channel: Channel | None = None
 
 
 class DrillQuery(ReportQuery):
-    metric: str | None = Field(None, description="Only the conversations a figure counts, e.g. handed_off.")
-    value: str | None = Field(None, description="The figure's value, for metrics that take one (rating: 1-5).")
+    metric: Metric | None = Field(None, description="Only the conversations a figure counts, e.g. handed_off.")
+    value: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9_]{1,40}$",
+        description="The figure's value, for metrics that take one: rating 1-5, hour 0-23, weekday 1-7, "
+        "handoff_reason a reason, agent and rated_agent a user id.",
+    )
 
 
 def _filters(query: ReportQuery) -> reports.Filters:

@@ -37,7 +37,6 @@ from django.utils import timezone
 from chat.models import Conversation, HandoffReason, Site
 
 DEFAULT_DAYS = 30
-MAX_DAYS = 731
 # A bot conversation without a handoff counts as resolved by the bot once this long has passed without a message.
 ASSUMED_AFTER = datetime.timedelta(hours=24)
 CHANNELS = (("widget", "Widget"), ("api", "API"))
@@ -143,8 +142,6 @@ def filters_parse(params, *, today: datetime.date | None = None, own_agent_id: i
     since = _date(params["since"], "since") if params.get("since") else until - datetime.timedelta(DEFAULT_DAYS - 1)
     if since > until:
         raise ReportError("since must not be after until.")
-    if (until - since).days >= MAX_DAYS:
-        raise ReportError(f"The range is at most {MAX_DAYS} days.")
     site = None
     if params.get("site"):
         site = Site.objects.filter(pk=_id(params["site"], "site")).first()

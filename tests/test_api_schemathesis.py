@@ -109,4 +109,8 @@ def test_no_request_makes_the_server_fail_and_every_answer_matches_the_spec(case
         # A schema cannot say that the last message must be the customer's: such requests are refused with 400
         # although they match the schema. Every other check, "no 5xx" first, still applies to this operation.
         excluded.append(positive_data_acceptance)
+    if case.operation.path.startswith("/api/v1/reports/"):
+        # Nor that `since` must not be after `until`, nor that a drill-down's value must suit its metric (a rating
+        # from 1 to 5, an hour from 0 to 23): refused with 400 and the reason, tested in helpdesk/tests.
+        excluded.append(positive_data_acceptance)
     case.call_and_validate(excluded_checks=excluded)

@@ -2,6 +2,7 @@
 system messages, and helper tasks started without a promise."""
 
 import logging
+import re
 import uuid
 from functools import partial
 
@@ -12,6 +13,18 @@ from chat.models import Conversation, Message
 from chat.serializers import message_to_dict
 
 logger = logging.getLogger(__name__)
+
+# Control characters but tab, newline and carriage return: NUL cannot be stored in PostgreSQL, the others no one
+# means to send.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def storable(text: str) -> str:
+    """Text as it can be stored and shown: control characters dropped, unpaired surrogates replaced by U+FFFD."""
+    text = _CONTROL.sub("", text)
+    if text.isascii():
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def broadcast_on_commit(conversation: Conversation, event: dict) -> None:

@@ -19,6 +19,7 @@ from chat.services.base import (
     conversation_lock,
     enqueue_quietly,
     staff_broadcast_on_commit,
+    storable,
     system_message,
 )
 from chat.services.errors import ActionRefused, ConversationRefused
@@ -56,11 +57,11 @@ def conversation_start(
     conversation = Conversation.objects.create(
         site=site,
         secret_hash=secret_hash(secret),
-        language=language[:16] or "en",
-        region=region[:64],
-        customer_name=customer_name[:120],
-        customer_email=customer_email,
-        page_url=page_url[:500],
+        language=storable(language)[:16] or "en",
+        region=storable(region)[:64],
+        customer_name=storable(customer_name)[:120],
+        customer_email=storable(customer_email),
+        page_url=storable(page_url)[:500],
     )
     return conversation, secret
 
@@ -214,6 +215,6 @@ def conversation_contact_set(*, conversation_id: uuid.UUID, name, email) -> None
     conversation = conversation_lock(conversation_id)
     conversation.customer_email = email
     if name:
-        conversation.customer_name = name.strip()[:120]
+        conversation.customer_name = storable(name).strip()[:120]
     conversation.save(update_fields=["customer_email", "customer_name", "updated_at"])
     system_message(conversation, "contact_saved", email=email)

@@ -11,7 +11,13 @@ from chat import ratelimit, session_cache
 from chat.models import Conversation, HandoffReason, Message, Site
 from chat.serializers import message_to_dict, staff_message_to_dict
 from chat.services import replies, reporting
-from chat.services.base import broadcast_on_commit, conversation_lock, seq_take, staff_broadcast_on_commit
+from chat.services.base import (
+    broadcast_on_commit,
+    conversation_lock,
+    seq_take,
+    staff_broadcast_on_commit,
+    storable,
+)
 from chat.services.conversations import conversation_hand_off, conversation_start
 from chat.services.errors import ActionRefused, MessageRejected
 from inference.deferral import customer_asks_for_human
@@ -24,7 +30,7 @@ def message_clean(content) -> str:
     """The message text as it will be stored, or MessageRejected saying why not."""
     if not isinstance(content, str):
         raise MessageRejected("invalid_message", "The message must be text.")
-    content = content.strip()
+    content = storable(content).strip()
     if not content:
         raise MessageRejected("empty_message", "The message is empty.")
     limit = settings.CHAT_MAX_MESSAGE_CHARS

@@ -161,3 +161,17 @@ def test_only_the_assignee_replies_and_notes_are_kept_from_customers(no_reply, d
     services.note_post(conversation_id=conversation.id, agent=bob, content="secret note")
     visible = [m.content for m in messages_visible_to_customer(conversation=conversation)]
     assert "Hello, I'm Ann" in visible and "secret note" not in visible
+
+
+def test_text_that_cannot_be_stored_is_cleaned_not_a_server_error(no_reply):
+    # NUL cannot be stored in PostgreSQL, and an unpaired surrogate cannot be encoded: both once answered 500.
+    conversation, _ = services.conversation_start(region="Eu\x00rope", customer_name="An\ud800n")
+    assert (conversation.region, conversation.customer_name) == ("Europe", "An\ufffdn")
+    message, _ = services.message_post_customer(conversation_id=conversation.id, content="\x00Hi\x07 there\ud83d")
+    message.refresh_from_db()
+    assert message.content == "Hi there\ufffd"
+    paired, _ = services.message_post_customer(conversation_id=conversation.id, content="ok \ud83d\ude00")
+    paired.refresh_from_db()
+    assert paired.content == "ok 😀"  # a well-formed pair (as a JSON decoder can leave it) is one character
+    with pytest.raises(services.MessageRejected):
+        services.message_post_customer(conversation_id=conversation.id, content="\x00\x01 ")

@@ -274,7 +274,6 @@ def test_filters_narrow_the_report(world):
     [
         ({"since": "yesterday"}, "since must be a date"),
         ({"since": "2026-11-30", "until": "2026-11-01"}, "since must not be after until"),
-        ({"since": "2020-01-01", "until": "2026-11-01"}, "at most"),
         ({"site": "abc"}, "site must be a number"),
         ({"site": "999999"}, "no such site"),
         ({"site": "99999999999999"}, "site must be a number"),
@@ -370,8 +369,9 @@ def test_the_api_exports_the_same_rows_as_the_page_and_the_figures(world, api_re
         ({"since": "2026-13-01"}, 400, ""),
         ({"since": "2026-11-30", "until": "2026-11-01"}, 400, "since must not be after until"),
         ({"metric": "rating", "value": "7"}, 400, "value from 1 to 5"),
-        ({"channel": "fax"}, 400, "channel must be one of"),
-        ({"agent": "99999999999999"}, 400, "agent must be a number"),
+        ({"channel": "fax"}, 400, "channel"),
+        ({"until": "0"}, 400, "until"),
+        ({"agent": "99999999999999"}, 400, "agent"),
         ({"metric": "agent", "value": "99999999999999"}, 400, "needs a value"),
     ],
 )
