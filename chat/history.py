@@ -163,28 +163,25 @@ def _one(rng, now, days, tz, site, hours, agents, secret):
     else:
         conversation.handoff_reason = reason
         conversation.first_handoff_at = conversation.handed_off_at = clock
-        conversation.status = Conversation.Status.QUEUED
         off_hours = not hours_open(hours, str(tz), clock)
         wait = _lognormal(rng, 9 * 3600 if off_hours else 90, 0.9)
-        claim = clock + datetime.timedelta(seconds=wait)
-        if claim < now - datetime.timedelta(minutes=1):  # else still waiting in the queue
-            agent = rng.choice(agents)
-            conversation.assignee = agent
-            conversation.status = Conversation.Status.AGENT
-            conversation.claimed_at = claim
-            conversation.queue_wait_s = max((claim - clock).total_seconds(), 0.0)
-            answered = claim + datetime.timedelta(seconds=_lognormal(rng, 60, 0.7))
-            if answered < now:
-                conversation.human_first_response_s = (answered - clock).total_seconds()
-                steps.append(("agent", answered, AGENT_ANSWERS[language], agent))
-                done = answered + datetime.timedelta(seconds=_lognormal(rng, 900, 0.9))
-                # Agents finish what they take: only the last day's conversations may still be open.
-                if done < now and (rng.random() < 0.9 or now - done > datetime.timedelta(days=1)):
-                    conversation.status = Conversation.Status.RESOLVED
-                    conversation.resolved_at = conversation.released_at = done
-                    if rng.random() < 0.45:
-                        score = rng.choices([5, 4, 3, 2, 1], [50, 27, 10, 7, 6])[0]
-                        rating = Rating(conversation=conversation, score=score, comment=rng.choice(COMMENTS))
+        # The past is finished: every handoff was claimed, answered and resolved before now, so no sample
+        # conversation waits in the agents' live queue or sits with an agent.
+        minute = datetime.timedelta(minutes=1)
+        claim = max(min(clock + datetime.timedelta(seconds=wait), now - 3 * minute), clock)
+        answered = max(min(claim + datetime.timedelta(seconds=_lognormal(rng, 60, 0.7)), now - 2 * minute), claim)
+        done = max(min(answered + datetime.timedelta(seconds=_lognormal(rng, 900, 0.9)), now - minute), answered)
+        agent = rng.choice(agents)
+        conversation.assignee = agent
+        conversation.claimed_at = claim
+        conversation.queue_wait_s = (claim - clock).total_seconds()
+        conversation.human_first_response_s = (answered - clock).total_seconds()
+        steps.append(("agent", answered, AGENT_ANSWERS[language], agent))
+        conversation.status = Conversation.Status.RESOLVED
+        conversation.resolved_at = conversation.released_at = done
+        if rng.random() < 0.45:
+            score = rng.choices([5, 4, 3, 2, 1], [50, 27, 10, 7, 6])[0]
+            rating = Rating(conversation=conversation, score=score, comment=rng.choice(COMMENTS))
     if conversation.resolved_at:
         conversation.resolution_s = (conversation.resolved_at - created).total_seconds()
         conversation.resolution_business_s = (

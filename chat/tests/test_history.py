@@ -52,6 +52,8 @@ def test_history_seed_writes_conversations_whose_figures_agree_with_their_messag
     assert Rating.objects.count() > 20 and Conversation.objects.filter(claimed_at__isnull=False).exists()
     assert set(Conversation.objects.values_list("language", flat=True)) == {"en", "zh"}
     assert Conversation.objects.filter(site__isnull=True).exists() and Conversation.objects.filter(site__isnull=False)
+    # The past is over: nothing waits in the agents' live queue or sits with an agent.
+    assert not Conversation.objects.filter(status__in=[Conversation.Status.QUEUED, Conversation.Status.AGENT]).exists()
 
 
 def test_history_seed_if_empty_leaves_a_database_with_conversations_alone():
