@@ -153,8 +153,10 @@ async def test_a_customer_asks_on_a_third_party_page_sees_the_reply_stream_and_k
     samples = await bot_text_samples(page)
     final = samples[-1]
     intermediate = [s for s in samples[:-1] if s.strip()]
-    # The reply appeared progressively, not all at once (a sentence at a time: the fact guard checks each).
-    assert len(intermediate) >= 2, samples
+    # The reply appeared progressively, not all at once (a sentence at a time: the fact guard checks each): at least
+    # one state with text before the final one, which differs from it (samples are distinct). The model's reply
+    # may be two sentences or more (the prompt carries the time), so one intermediate state is all it can promise.
+    assert len(intermediate) >= 1 and intermediate[-1] != final, samples
     assert all(final.startswith(s.strip()[:20]) for s in intermediate)
     await page.wait_for_selector(".hd-typing", state="hidden")  # the typing indicator stopped
     await page.screenshot(path=str(artifacts_dir / "widget-en.png"))
