@@ -27,7 +27,6 @@ from chat.models import Conversation, HandoffReason, Message, Site
 from helpdesk import reports, selectors
 
 CHANNEL_LABELS = dict(reports.CHANNELS)
-WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 PRESET_DAYS = (7, 30, 90)
 # The reasons as the handoff chart's axis names them (the tooltip and the tables say the whole label).
 REASON_SHORT = {
@@ -253,7 +252,7 @@ def _figures(filters: reports.Filters, data: dict) -> dict:
             for hour, n in enumerate(data["volume"]["hours"])
         ],
         "weekdays": [
-            {"label": WEEKDAY_NAMES[day - 1], "n": n, "url": drill_url(filters, "weekday", day)}
+            {"label": reports.WEEKDAY_NAMES[day - 1], "n": n, "url": drill_url(filters, "weekday", day)}
             for day, n in enumerate(data["volume"]["weekdays"], start=1)
         ],
         "load": [
