@@ -5,9 +5,11 @@ import os
 # Parallel test processes (pytest-xdist, `make test-fast`) each get a Redis database of their own, since tests clear
 # the cache (FLUSHDB): gw0 uses 9, gw1 10, and so on. Set here rather than defaulted: workers inherit the
 # environment of the process that started them. Their names (queue, channel prefix, test database) differ too.
+# TEST_REDIS_DB moves the first database (two developers' runs on one Redis at once: 9 and 1, say).
 _WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "9"))
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/helpdesk")
-os.environ["REDIS_URL"] = f"{os.environ.get('TEST_REDIS_SERVER', 'redis://127.0.0.1:6379')}/{9 + _WORKER}"
+os.environ["REDIS_URL"] = f"{os.environ.get('TEST_REDIS_SERVER', 'redis://127.0.0.1:6379')}/{_REDIS_DB + _WORKER}"
 
 from helpdesk.settings import *  # noqa: E402, F403
 
