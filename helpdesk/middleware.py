@@ -3,6 +3,8 @@
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from whitenoise.middleware import WhiteNoiseMiddleware
 
+from chat.http import proxy_trusted
+
 
 class AsyncWhiteNoiseMiddleware(WhiteNoiseMiddleware):
     """WhiteNoise that lets async views stay async.
@@ -31,4 +33,41 @@ class AsyncWhiteNoiseMiddleware(WhiteNoiseMiddleware):
         static_file = self.find_file(request.path_info) if self.autorefresh else self.files.get(request.path_info)
         if static_file is not None:
             return await sync_to_async(self.serve, thread_sensitive=False)(static_file, request)
+        return await self.get_response(request)
+
+
+FORWARDED_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST", "HTTP_FORWARDED")
+
+
+class UntrustedForwardedHeadersMiddleware:
+    """Drops the X-Forwarded-* headers of requests that do not come from one of TRUSTED_PROXIES.
+
+    Anyone can send them: believed from anyone, X-Forwarded-Proto would pass a plain request as HTTPS (secure
+    cookies, SECURE_PROXY_SSL_HEADER) and X-Forwarded-For would pick the address that rate limits count. First in
+    the chain, so nothing after it can read them by mistake.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(self.get_response):
+            markcoroutinefunction(self)
+
+    def _clean(self, request) -> None:
+        if any(name in request.META for name in FORWARDED_HEADERS) and not proxy_trusted(
+            request.META.get("REMOTE_ADDR", "")
+        ):
+            for name in FORWARDED_HEADERS:
+                request.META.pop(name, None)
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        self._clean(request)
+        return self.get_response(request)
+
+    async def __acall__(self, request):
+        self._clean(request)
         return await self.get_response(request)

@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_prometheus.exports import ExportToDjangoView
 
+from chat.http import client_ip
 from helpdesk import selectors
 from knowledge.services import article_draft_create
 
@@ -39,7 +40,7 @@ def metrics(request) -> HttpResponse:
         sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         allowed = hmac.compare_digest(sent.encode(), token.encode())
     else:
-        allowed = request.META.get("REMOTE_ADDR") in LOOPBACK
+        allowed = client_ip(request) in LOOPBACK  # behind a proxy on this host, its client's address
     if not allowed:
         return HttpResponse("metrics need METRICS_TOKEN as a bearer token\n", status=403, content_type="text/plain")
     return ExportToDjangoView(request)

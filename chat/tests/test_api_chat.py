@@ -210,7 +210,7 @@ async def test_over_the_keys_limit_answers_429_with_retry_after(settings, fake_e
 
 async def test_over_the_per_address_limit_even_bad_keys_get_429(settings):
     settings.API_RATE_LIMIT_PER_IP = 3
-    settings.NUM_PROXIES = 1  # behind one proxy: the address it saw is the last X-Forwarded-For entry
+    settings.TRUSTED_PROXIES = ["127.0.0.0/8"]  # behind a proxy: the address it saw is the last X-Forwarded-For entry
     client = ApiClient({"Authorization": "Bearer hd_guess_guess", "X-Forwarded-For": "203.0.113.77"})
     codes = []
     for _ in range(4):

@@ -173,7 +173,7 @@ def test_new_conversations_per_ip_are_limited_per_site(client, site):
 
 
 def test_behind_a_proxy_the_forwarded_address_is_counted(client, site, settings):
-    settings.NUM_PROXIES = 1
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]  # the test client's address is the proxy
     site.conversations_per_ip = 1
     site.save()
     assert post(client, site, "conversations", {}, HTTP_X_FORWARDED_FOR="1.1.1.1").status_code == 201
