@@ -34,7 +34,7 @@ from chat.metrics import ACTIVE_STREAMS, ENGINE_FAILURES, FACT_GUARD, GENERATION
 from chat.prompting import prompt_variables
 from inference import selectors as bot_config
 from inference.deferral import DeferralFilter
-from inference.engines import DEFAULT_ENGINE, Engine, EngineError, engine_get
+from inference.engines import DEFAULT_ENGINE, Engine, EngineError, RequestRejected, engine_get
 from inference.fallback import rule_answer
 from inference.generation import Generation, GenerationStats, generation_with_deadlines
 from inference.language import language_base
@@ -87,10 +87,16 @@ class GenerationResult:
     sources: tuple[Source, ...] = ()  # the passages the answer rests on
     guard_tripped: bool = False  # the fact guard replaced generated text
     plan: Plan | None = field(default=None, compare=False, repr=False)  # the knowledge step's decision
+    request_rejected: bool = False  # the engine failed on this request only (a prompt too long for the window)
 
     @property
     def engine_failed(self) -> bool:
         return self.outcome in (Outcome.RULES, Outcome.FAILED)
+
+    @property
+    def engine_down(self) -> bool:
+        """The engine failed for reasons of its own, not of this request (inference.engines.RequestRejected)."""
+        return self.engine_failed and not self.request_rejected
 
 
 class GenerationStopped(Exception):
@@ -211,7 +217,8 @@ def _generate(request: GenerationRequest, publisher: Publisher, clock: StageCloc
         logger.info("%s stopped: %s", request.label or request.purpose, stop)
         return _counted(request, GenerationResult(Outcome.STOPPED, "".join(publisher.received), _stats(), str(stop)))
     except EngineError as exc:
-        return _counted(request, _fallback(request, plan, publisher, exc))
+        result = _fallback(request, plan, publisher, exc)
+        return _counted(request, dataclasses.replace(result, request_rejected=isinstance(exc, RequestRejected)))
     outcome = Outcome.DEFERRED if deferral.deferred else Outcome.ANSWERED
     if deferral.deferred:
         logger.info("%s: the model deferred to a person", request.label or request.purpose)

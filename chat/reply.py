@@ -67,7 +67,7 @@ def reply_generate(*, customer_message_id: int, overrides: dict | None = None) -
         content = "".join(publisher.received)
         services.reply_fail(reply_id=reply.pk, content=content, error=f"internal error: {type(exc).__name__}")
         raise
-    if result.engine_failed:
+    if result.engine_down:
         availability.bot_failed()  # widgets offer leave-a-message while the bot is down and no agent is on
     elif result.outcome == Outcome.ANSWERED:
         availability.bot_recovered()

@@ -14,9 +14,20 @@ def language_base(tag: str) -> str:
     return re.split(r"[-_]", tag.strip(), maxsplit=1)[0].lower() if isinstance(tag, str) else ""
 
 
+# A BCP 47 language tag as browsers send them ("en", "zh-Hans-CN", "pt_BR"), up to 16 characters; anything else is
+# not a language.
+_TAG = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,4}")
+
+
+def language_tag_clean(tag, default: str = "en") -> str:
+    """The tag if it is one, else `default`: what a client sends as its language is stored and shown as this."""
+    return tag if isinstance(tag, str) and len(tag) <= 16 and _TAG.fullmatch(tag) else default
+
+
 def language_name(tag: str) -> str:
-    """How the prompt names the language: "Chinese (简体中文)" for any Chinese tag; unknown tags as given."""
-    return LANGUAGE_NAMES.get(language_base(tag), tag)
+    """How the prompt names the language: "Chinese (简体中文)" for any Chinese tag; other valid tags as given,
+    anything that is not a tag as English (it reaches the system prompt)."""
+    return LANGUAGE_NAMES.get(language_base(tag), language_tag_clean(tag, "English"))
 
 
 def language_guess(text: str) -> str:

@@ -4,7 +4,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from inference.engines.base import Engine, EngineError
+from inference.engines.base import Engine, EngineError, RequestRejected
 from inference.types import ChatTurn
 
 DEFAULT_SYSTEM_PROMPT = """You are the customer-service assistant of {{company_name}}.
@@ -37,18 +37,30 @@ def prompt_variables_check(template: str) -> None:
         raise PromptError(f"unknown prompt variables: {', '.join(unknown)}; known: {', '.join(PROMPT_VARIABLES)}")
 
 
+# A variable's value is one short line: customers supply some (region, language), and a newline there would let them
+# write lines of the system prompt ("\nIgnore the rules above").
+_VALUE_BREAKS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u0085]+")
+VALUE_MAX_CHARS = 100
+
+
+def prompt_value_clean(value) -> str:
+    """A variable's value as the prompt gets it: control characters and line breaks become spaces, then cut short."""
+    return " ".join(_VALUE_BREAKS.sub(" ", str(value)).split())[:VALUE_MAX_CHARS].strip()
+
+
 def system_prompt_render(template: str, variables: Mapping[str, str], *, now: datetime | None = None) -> str:
-    """Fill `{{variable}}` placeholders; `current_time` defaults to now.
+    """Fill `{{variable}}` placeholders; `current_time` defaults to now. Every value is one short line.
 
     A line whose variable has no value is left out: told "The customer is in unknown.", a small model repeats it to
     the customer.
     """
     prompt_variables_check(template)
     values = {"current_time": (now or datetime.now().astimezone()).strftime("%Y-%m-%d %H:%M %Z"), **variables}
+    values = {name: prompt_value_clean(value) for name, value in values.items()}
     lines = [
-        _VARIABLE.sub(lambda m: str(values.get(m.group(1), "")), line)
+        _VARIABLE.sub(lambda m: values.get(m.group(1), ""), line)
         for line in template.split("\n")
-        if all(str(values.get(name, "")).strip() for name in _VARIABLE.findall(line))
+        if all(values.get(name, "") for name in _VARIABLE.findall(line))
     ]
     return "\n".join(lines)
 
@@ -68,7 +80,7 @@ def context_fit(
     # Binary search for the longest suffix of history that fits: O(log n) tokenizations, not O(n).
     lo, hi = 1, len(history)
     if engine.count_tokens([system, history[-1]]) > budget:
-        raise EngineError(f"the newest message alone exceeds the {budget}-token prompt budget")
+        raise RequestRejected(f"the newest message alone exceeds the {budget}-token prompt budget")
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if engine.count_tokens([system, *history[-mid:]]) <= budget:

@@ -46,7 +46,12 @@ class ChatIn(RequestBody):
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     stream: StrictBool = Field(False, description="Answer with Server-Sent Events: `delta` events, then `done`.")
     language: str = Field("en", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="e.g. en, zh-CN.")
-    region: str = Field("", max_length=64, description="Where the customer is; reaches the prompt.")
+    region: str = Field(
+        "",
+        max_length=64,
+        pattern=r"^(?:[A-Za-z][A-Za-z0-9_+\-/.]{0,63})?$",
+        description="Where the customer is, as a time zone (Asia/Shanghai) or country code (CN); reaches the prompt.",
+    )
     customer_name: str = Field("", max_length=120)
     customer_email: str = Field(
         "", max_length=254, pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$", description="Where the team can answer later."

@@ -1,6 +1,7 @@
 """A conversation's life: opened (widget or API session), handed to the agents, assigned, handed back, resolved;
 and what the customer leaves for a later answer (contact details)."""
 
+import re
 import secrets
 import uuid
 from functools import partial
@@ -18,12 +19,24 @@ from chat.services.base import (
     broadcast_on_commit,
     conversation_lock,
     enqueue_quietly,
+    page_address,
     staff_broadcast_on_commit,
     storable,
     system_message,
 )
 from chat.services.errors import ActionRefused, ConversationRefused
 from chat.services.replies import replies_withdraw_unfinished
+from inference.language import language_tag_clean
+
+# A region as browsers (time zone: "Asia/Shanghai", "America/Argentina/Buenos_Aires") and proxies (country:
+# "CN") give it. It reaches the system prompt, so free text (spaces, line breaks) is not a region.
+_REGION = re.compile(r"[A-Za-z][A-Za-z0-9_+\-/.]{0,63}")
+
+
+def region_clean(region) -> str:
+    """The region if it is one (control characters dropped first), else empty: the prompt then leaves it out."""
+    region = storable(region) if isinstance(region, str) else ""
+    return region if _REGION.fullmatch(region) else ""
 
 
 def conversation_start(
@@ -57,11 +70,11 @@ def conversation_start(
     conversation = Conversation.objects.create(
         site=site,
         secret_hash=secret_hash(secret),
-        language=storable(language)[:16] or "en",
-        region=storable(region)[:64],
+        language=language_tag_clean(storable(language) if isinstance(language, str) else ""),
+        region=region_clean(region),
         customer_name=storable(customer_name)[:120],
         customer_email=storable(customer_email),
-        page_url=storable(page_url)[:500],
+        page_url=page_address(page_url),
     )
     return conversation, secret
 

@@ -52,6 +52,8 @@ def message_post_customer(
     client_id = client_id if isinstance(client_id, str) else ""
     if len(client_id) > 64:
         raise MessageRejected("invalid_client_id", "client_id is at most 64 characters.")
+    # Read before the row lock: the lock is held for as little as the writes need.
+    asks_for_human = customer_asks_for_human(content)
     conversation = conversation_lock(conversation_id, with_site=True)
     # Checked under the row lock, so two concurrent resends cannot both get through.
     if client_id:
@@ -86,7 +88,7 @@ def message_post_customer(
     if conversation.status == Conversation.Status.BOT:
         if conversation.site_id and not conversation.site.bot_enabled:
             conversation_hand_off(conversation_id=conversation.id, reason=HandoffReason.BOT_OFF, message_id=message.id)
-        elif customer_asks_for_human(content):
+        elif asks_for_human:
             conversation_hand_off(
                 conversation_id=conversation.id, reason=HandoffReason.CUSTOMER_REQUEST, message_id=message.id
             )

@@ -9,7 +9,7 @@ from chat import services
 from chat.models import Conversation, HandoffReason, Message
 from chat.tests.test_consumers import hello, receive_until
 from helpdesk.models import Ticket
-from inference.engines import EngineError, engine_get
+from inference.engines import EngineError, engine_get, engine_reset
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("ungrounded")]
 
@@ -150,4 +150,35 @@ async def test_with_no_agent_online_the_customer_is_told_and_can_leave_an_email(
     row = await database_sync_to_async(conversation_row)(conv.id)
     assert (row.customer_name, row.customer_email) == ("Li", "li@example.com")
     assert await database_sync_to_async(Ticket.objects.filter(conversation_id=conv.id).exists)()
+    await communicator.disconnect()
+
+
+async def test_a_message_too_long_for_the_window_fails_its_own_conversation_not_the_bot(
+    fake_engine, in_process_generation, settings
+):
+    """One customer's oversized message used to mark the bot as failing for every site (widgets went offline)."""
+    from django.core.cache import cache
+
+    from chat.availability import availability
+
+    settings.INFERENCE_MAX_MODEL_LEN = 600  # the fake counts words: 700 words cannot fit
+    engine_reset()  # the fake is built again from the settings, with the small window
+    await database_sync_to_async(cache.clear)()
+    conv, secret = await database_sync_to_async(services.conversation_start)()
+    communicator, _ = await hello(conv.id, secret)
+    await communicator.send_json_to({"type": "message", "content": "why " * 700})
+    frames = await receive_until(communicator, "status")
+    assert frames[-1]["status"] == "queued"  # this customer goes to a person
+    row = await database_sync_to_async(conversation_row)(conv.id)
+    assert row.handoff_reason == HandoffReason.ENGINE_FAILURE
+    assert not (await database_sync_to_async(availability)(None)).bot_failing  # everyone else keeps the bot
+    await communicator.disconnect()
+
+    # A real engine failure still marks it, so widgets offer leave-a-message while the bot is down.
+    fake_engine.script = [EngineError("engine down")]
+    conv, secret = await database_sync_to_async(services.conversation_start)()
+    communicator, _ = await hello(conv.id, secret)
+    await communicator.send_json_to({"type": "message", "content": "Where is my parcel?"})
+    await receive_until(communicator, "status")
+    assert (await database_sync_to_async(availability)(None)).bot_failing
     await communicator.disconnect()

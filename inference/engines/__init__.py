@@ -11,9 +11,18 @@ import threading
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from inference.engines.base import Engine, EngineError
+from inference.engines.base import Engine, EngineError, RequestRejected
 
-__all__ = ["DEFAULT_ENGINE", "Engine", "EngineError", "engine_get", "engine_names", "engine_reset"]
+__all__ = [
+    "DEFAULT_ENGINE",
+    "Engine",
+    "EngineError",
+    "RequestRejected",
+    "engine_get",
+    "engine_is_remote",
+    "engine_names",
+    "engine_reset",
+]
 
 # Short names for the adapters that ship with the project; any other value is a dotted path.
 ENGINE_ALIASES = {
@@ -60,6 +69,14 @@ def engine_get(name: str | None = None) -> Engine:
                 path = ENGINE_ALIASES.get(config.INFERENCE_ENGINE, config.INFERENCE_ENGINE)
                 engine = _engines[name] = import_string(path).from_settings(config)
     return engine
+
+
+def engine_is_remote(name: str | None = None) -> bool:
+    """Whether that engine is served by another process, so its health is a cheap request (no model is loaded)."""
+    name = name or DEFAULT_ENGINE
+    overrides = {} if name == DEFAULT_ENGINE else settings.INFERENCE_ENGINES[name]
+    config = EngineSettings(settings, overrides)
+    return import_string(ENGINE_ALIASES.get(config.INFERENCE_ENGINE, config.INFERENCE_ENGINE)).remote
 
 
 def engine_reset() -> None:

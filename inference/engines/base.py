@@ -23,11 +23,18 @@ class EngineError(Exception):
     """The engine could not produce (the rest of) a reply."""
 
 
+class RequestRejected(EngineError):
+    """This request cannot be answered (its prompt does not fit the window, the server refused its body), while
+    the engine itself is well: one customer's message must not mark the bot as down for everyone."""
+
+
 class Engine(ABC):
     """A chat model that streams replies. Implementations must be safe to call from many threads at once."""
 
     #: Short name shown in logs, metrics and stored with each message.
     name: str = "engine"
+    #: Served by another process (a server over HTTP): building it loads nothing and health() is one quick request.
+    remote: bool = False
 
     @classmethod
     @abstractmethod

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from inference.engines.base import SMALL_MODEL_BYTES, Engine, EngineError, model_bytes
+from inference.engines.base import SMALL_MODEL_BYTES, Engine, EngineError, RequestRejected, model_bytes
 from inference.model_files import bundled_model_path
 from inference.types import ChatTurn, Delta, Health, SamplingParams
 
@@ -118,7 +118,7 @@ class LlamaCppEngine(Engine):
         _, prompt_tokens = self._prompt(turns)
         room = self._n_ctx - len(prompt_tokens)
         if room <= 0:
-            raise EngineError(f"prompt of {len(prompt_tokens)} tokens does not fit the {self._n_ctx}-token context")
+            raise RequestRejected(f"prompt of {len(prompt_tokens)} tokens does not fit the {self._n_ctx}-token context")
         generated = 0
 
         def count_tokens(input_ids, _logits) -> bool:

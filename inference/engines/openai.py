@@ -11,19 +11,22 @@ from collections.abc import Iterator, Sequence
 
 import httpx
 
-from inference.engines.base import Engine, EngineError
+from inference.engines.base import Engine, EngineError, RequestRejected
 from inference.types import ChatTurn, Delta, Health, SamplingParams
 
 logger = logging.getLogger(__name__)
 
 # Tokens a chat template adds around each message, for servers that can only count plain text.
 TEMPLATE_TOKENS_PER_MESSAGE = 8
+# Seconds a health request may take: readiness probes ask it and must answer quickly.
+HEALTH_TIMEOUT_S = 2.0
 
 
 class OpenAIEngine(Engine):
     """Streams from `{base_url}/chat/completions`; counts tokens with the server's own tokenizer endpoint."""
 
     name = "openai"
+    remote = True
 
     def __init__(
         self,
@@ -110,7 +113,9 @@ class OpenAIEngine(Engine):
         prompt_tokens = self.count_tokens(turns)
         room = self._max_model_len - prompt_tokens
         if room <= 0:
-            raise EngineError(f"prompt of {prompt_tokens} tokens does not fit the {self._max_model_len}-token context")
+            raise RequestRejected(
+                f"prompt of {prompt_tokens} tokens does not fit the {self._max_model_len}-token context"
+            )
         body = {
             "model": self.model,
             "messages": [{"role": t.role, "content": t.content} for t in turns],
@@ -128,7 +133,9 @@ class OpenAIEngine(Engine):
             with self._client.stream("POST", f"{self.base_url}/chat/completions", json=body) as response:
                 if response.status_code >= 400:
                     detail = response.read().decode(errors="replace")[:300]
-                    raise EngineError(f"{self.base_url} answered HTTP {response.status_code}: {detail}")
+                    # 400, 413, 422: this request's body (its length, say); anything else is the server's state.
+                    error = RequestRejected if response.status_code in (400, 413, 422) else EngineError
+                    raise error(f"{self.base_url} answered HTTP {response.status_code}: {detail}")
                 for event in _sse_events(response.iter_lines()):
                     if event.get("usage"):
                         usage = event["usage"]
@@ -151,7 +158,7 @@ class OpenAIEngine(Engine):
 
     def health(self) -> Health:
         try:
-            response = self._client.get(f"{self.base_url}/models", timeout=5)
+            response = self._client.get(f"{self.base_url}/models", timeout=HEALTH_TIMEOUT_S)
             response.raise_for_status()
         except httpx.HTTPError as exc:
             return Health(ok=False, detail=repr(exc))

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from inference.engines.base import SMALL_MODEL_BYTES, Engine, EngineError, model_bytes
+from inference.engines.base import SMALL_MODEL_BYTES, Engine, EngineError, RequestRejected, model_bytes
 from inference.types import ChatTurn, Delta, Health, SamplingParams
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class VllmEngine(Engine):
         prompt_ids = self._prompt_ids(turns)
         room = self._max_model_len - len(prompt_ids)
         if room <= 0:
-            raise EngineError(
+            raise RequestRejected(
                 f"prompt of {len(prompt_ids)} tokens does not fit the {self._max_model_len}-token context"
             )
         sampling = VllmSamplingParams(
