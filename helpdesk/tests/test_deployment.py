@@ -120,3 +120,16 @@ def test_compose_workers_reach_the_vllm_service(compose):
     assert flags["served-model-name"] in environment["INFERENCE_SERVED_MODEL_NAME"]
     assert environment["INFERENCE_API_KEY"].startswith("${VLLM_API_KEY:?")  # the key the server requires
     assert worker["depends_on"]["vllm"]["condition"] == "service_healthy"
+
+
+def test_compose_trusts_forwarded_headers_only_from_configured_proxies(compose):
+    """daphne's --proxy-headers believed X-Forwarded-For from any client of the published port: per-IP limits were
+    bypassed and /metrics' loopback trust opened. The app decides instead, from TRUSTED_PROXIES."""
+    web = compose["services"]["web"]
+    assert not any("proxy-headers" in arg for arg in web["command"])
+    for name in APP_SERVICES:
+        environment = compose["services"][name]["environment"]
+        assert "TRUSTED_PROXIES" in environment and "NUM_PROXIES" not in environment
+        assert environment["METRICS_TOKEN"].startswith("${METRICS_TOKEN:?")  # never an open /metrics
+    # Published on the host's loopback unless the operator says otherwise: the TLS proxy is the way in.
+    assert web["ports"] == ["${WEB_BIND:-127.0.0.1}:8000:8000"]
