@@ -11,6 +11,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from chat.models import Site
+from chat.outages import redis_optional
 
 _agents_available: Callable[[], bool] = lambda: False  # noqa: E731  (replaced by helpdesk at startup)
 
@@ -25,11 +26,14 @@ def agents_available_register(check: Callable[[], bool]) -> None:
 
 
 def bot_failed() -> None:
-    cache.set(BOT_FAILING_KEY, True, BOT_FAILING_FOR_S)
+    # A note for widgets, after the reply itself is decided: Redis being down must not fail the reply.
+    with redis_optional("noting that the bot is failing"):
+        cache.set(BOT_FAILING_KEY, True, BOT_FAILING_FOR_S)
 
 
 def bot_recovered() -> None:
-    cache.delete(BOT_FAILING_KEY)
+    with redis_optional("noting that the bot answers again"):
+        cache.delete(BOT_FAILING_KEY)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ import uuid
 from django.conf import settings
 from django.core.cache import cache
 
+from chat.outages import redis_optional
+
 KEY_TTL_S = 3600
 
 
@@ -28,15 +30,21 @@ def customer_connected(conversation_id: uuid.UUID) -> None:
 
 def customer_disconnected(conversation_id: uuid.UUID) -> None:
     online, left = _keys(conversation_id)
-    try:
-        remaining = cache.decr(online)
-    except ValueError:  # the key expired meanwhile
-        remaining = 0
-    if remaining <= 0:
-        cache.set(left, time.time(), KEY_TTL_S)
+    with redis_optional("noting a customer's socket closed"):  # then the reply runs on, as after a server crash
+        try:
+            remaining = cache.decr(online)
+        except ValueError:  # the key expired meanwhile
+            remaining = 0
+        if remaining <= 0:
+            cache.set(left, time.time(), KEY_TTL_S)
 
 
 def customer_gone(conversation_id: uuid.UUID) -> bool:
-    """True once no socket of the customer has been open for CHAT_ABANDON_AFTER seconds."""
-    left_at = cache.get(_keys(conversation_id)[1])
+    """True once no socket of the customer has been open for CHAT_ABANDON_AFTER seconds.
+
+    False while Redis cannot say: a reply is never stopped for want of an answer, the customer may be reconnecting.
+    """
+    left_at = None
+    with redis_optional("checking that the customer is still there"):
+        left_at = cache.get(_keys(conversation_id)[1])
     return left_at is not None and time.time() - left_at > settings.CHAT_ABANDON_AFTER

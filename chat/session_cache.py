@@ -13,6 +13,7 @@ from django.core.cache import cache
 
 from chat import selectors
 from chat.models import Message
+from chat.outages import redis_optional
 
 HISTORY_ROLES = (Message.Role.CUSTOMER, Message.Role.BOT, Message.Role.AGENT)
 
@@ -23,24 +24,32 @@ def _key(conversation_id: uuid.UUID) -> str:
 
 def turns_before(*, conversation_id: uuid.UUID, seq: int) -> tuple[list[tuple[str, str]], bool]:
     """The newest (role, content) turns before message `seq`, oldest first, and whether the cache had them."""
-    entry = cache.get(_key(conversation_id))
+    entry = None
+    with redis_optional("reading the session cache"):  # a miss: the database answers
+        entry = cache.get(_key(conversation_id))
     if entry is not None and entry["upto"] == seq - 1:
         return [tuple(turn) for turn in entry["turns"]], True
     history = selectors.conversation_history(
         conversation_id=conversation_id, before_seq=seq - 1, limit=settings.SESSION_CACHE_TURNS
     )
     turns = [(m.role, m.content) for m in history]
-    cache.set(_key(conversation_id), {"upto": seq - 1, "turns": turns}, settings.SESSION_CACHE_TTL)
+    with redis_optional("filling the session cache"):
+        cache.set(_key(conversation_id), {"upto": seq - 1, "turns": turns}, settings.SESSION_CACHE_TTL)
     return turns, False
 
 
 def turn_append(message: Message) -> None:
-    """Extend the conversation's entry with a stored message, if the entry ends right before it."""
+    """Extend the conversation's entry with a stored message, if the entry ends right before it.
+
+    Never raises for Redis: it runs after commit, before the hooks that follow it (the reply's enqueue), which a
+    raise would skip. An entry it could not extend is left behind, ending before the message: a miss, never wrong.
+    """
     key = _key(message.conversation_id)
-    entry = cache.get(key)
-    if entry is None or entry["upto"] != message.seq - 1:
-        return
-    turns = entry["turns"]
-    if message.role in HISTORY_ROLES and message.state == Message.State.COMPLETE and message.content:
-        turns = [*turns, (message.role, message.content)][-settings.SESSION_CACHE_TURNS :]
-    cache.set(key, {"upto": message.seq, "turns": turns}, settings.SESSION_CACHE_TTL)
+    with redis_optional("extending the session cache"):
+        entry = cache.get(key)
+        if entry is None or entry["upto"] != message.seq - 1:
+            return
+        turns = entry["turns"]
+        if message.role in HISTORY_ROLES and message.state == Message.State.COMPLETE and message.content:
+            turns = [*turns, (message.role, message.content)][-settings.SESSION_CACHE_TURNS :]
+        cache.set(key, {"upto": message.seq, "turns": turns}, settings.SESSION_CACHE_TTL)

@@ -4,6 +4,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from chat.http import proxy_trusted
+from chat.outages import backend_unavailable, unavailable_response
 
 
 class AsyncWhiteNoiseMiddleware(WhiteNoiseMiddleware):
@@ -71,3 +72,33 @@ class UntrustedForwardedHeadersMiddleware:
     async def __acall__(self, request):
         self._clean(request)
         return await self.get_response(request)
+
+
+class BackendUnavailableMiddleware:
+    """Answers 503 with Retry-After when a view fails because PostgreSQL or Redis is down, instead of a 500.
+
+    JSON in the API's format for the REST API and the widget, a plain page for people (chat.outages). Django's
+    connections reconnect by themselves (CONN_HEALTH_CHECKS), so the same request succeeds once the backend is back.
+    Failures outside views (a middleware's own query) reach `helpdesk.views.server_error`, which answers the same.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(self.get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        return self.get_response(request)
+
+    async def __acall__(self, request):
+        return await self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if backend_unavailable(exception):
+            return unavailable_response(request, exception)
+        return None

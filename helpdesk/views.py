@@ -2,17 +2,19 @@
 
 import hmac
 import re
+import sys
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
-from django.db import connection
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.views import defaults
 from django.views.decorators.http import require_GET, require_POST
 from django_prometheus.exports import ExportToDjangoView
 
 from chat.http import client_ip
-from helpdesk import selectors
+from chat.outages import backend_unavailable, unavailable_response
+from helpdesk import health, selectors
 from knowledge.services import article_draft_create
 
 LOOPBACK = {"127.0.0.1", "::1"}
@@ -23,13 +25,25 @@ DRAFT_TITLE_MAX = 120
 
 @require_GET
 def healthz(request) -> JsonResponse:
-    """Liveness and database reachability, for load balancers and docker healthchecks."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except Exception as exc:  # any database failure makes the instance unhealthy
-        return JsonResponse({"ok": False, "database": str(exc)[:200]}, status=503)
+    """Liveness: the process answers. No dependency is checked, so an outage elsewhere never gets it restarted."""
     return JsonResponse({"ok": True})
+
+
+@require_GET
+def readyz(request) -> JsonResponse:
+    """Readiness: each dependency "ok" or "down" (no error text); 503 while a required one is down."""
+    result = health.readiness()
+    response = JsonResponse(result, status=200 if result["ready"] else 503)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def server_error(request) -> HttpResponse:
+    """handler500: an unexpected error outside any view; a backend outage still answers 503 (chat.outages)."""
+    exc = sys.exc_info()[1]  # Django calls this inside its handling of the exception
+    if exc is not None and backend_unavailable(exc):
+        return unavailable_response(request, exc)
+    return defaults.server_error(request)
 
 
 @require_GET

@@ -2,11 +2,13 @@
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from chat.http import json_error
+from chat.outages import backend_unavailable, unavailable_response
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +19,7 @@ STATUS_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
-    413: "too_large",
+    413: "payload_too_large",
     415: "unsupported_media_type",
     429: "rate_limited",
 }
@@ -70,8 +72,16 @@ def exception_handlers_install(api: NinjaAPI) -> None:
     def not_found(request: HttpRequest, exc: Http404) -> JsonResponse:
         return json_error(404, "not_found", "There is nothing at this address.")
 
+    @api.exception_handler(RequestDataTooBig)
+    def too_large(request: HttpRequest, exc: RequestDataTooBig) -> JsonResponse:
+        # Django's own cap (DATA_UPLOAD_MAX_MEMORY_SIZE), for a body that got past the ASGI limit (helpdesk.limits),
+        # or a server without it: the client's fault, so 413, not the 500 of an unexpected error.
+        return json_error(413, "payload_too_large", "The request body is too large.")
+
     @api.exception_handler(Exception)
     def server_error(request: HttpRequest, exc: Exception) -> JsonResponse:
+        if backend_unavailable(exc):  # PostgreSQL or Redis down for now: come back, rather than a server fault
+            return unavailable_response(request, exc)
         logger.exception("API request %s %s failed", request.method, request.path)
         return json_error(500, "internal_error", "The server failed to answer; the error is logged.")
 
