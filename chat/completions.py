@@ -108,13 +108,14 @@ def completion_generate(job: CompletionJob) -> None:
         result = generate(request, publisher)
     except GenerationRefused as exc:
         return publisher.send("error", code=exc.code, message=str(exc))
-    except Exception as exc:
+    except Exception:
         logger.exception("completion %s crashed", job.id)
-        return publisher.send("error", code="internal_error", message=f"The reply failed: {type(exc).__name__}.")
+        return publisher.send("error", code="internal_error", message="The reply failed; the error is logged.")
     if result.outcome == Outcome.STOPPED:
         return None
     if result.outcome == Outcome.FAILED:
-        return publisher.send("error", code="engine_unavailable", message=f"The model could not answer: {result.error}")
+        # The engine's error names its server (base URL, model path): logged by the pipeline, never sent to clients.
+        return publisher.send("error", code="engine_unavailable", message="The model could not answer right now.")
     handoff_reason = {Outcome.DEFERRED: "model_deferred", Outcome.NO_KNOWLEDGE: "no_knowledge"}.get(result.outcome)
     return publisher.send(
         "done",

@@ -33,3 +33,19 @@ def hit(key: str, *, limit: int, window_s: int) -> Verdict:
         return Verdict(True, 0)
     started = cache.get(start_key) or now
     return Verdict(False, max(1, int(started + window_s - now + 0.999)))
+
+
+def peek(key: str, *, limit: int, window_s: int) -> Verdict:
+    """Whether `key` is over `limit` in its current window, without counting anything (for limits on failures:
+    checked before the attempt, counted only when it fails)."""
+    count = cache.get(f"rl:{key}:n") or 0
+    if count < limit:
+        return Verdict(True, 0)
+    now = time.time()
+    started = cache.get(f"rl:{key}:t") or now
+    return Verdict(False, max(1, int(started + window_s - now + 0.999)))
+
+
+def reset(key: str) -> None:
+    """Forget `key`'s count (a success that clears earlier failures)."""
+    cache.delete_many([f"rl:{key}:n", f"rl:{key}:t"])

@@ -8,10 +8,9 @@ a conversation is opened with the public site key and then spoken to with its ow
 import json
 from collections.abc import Callable
 from functools import wraps
-from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.core.validators import validate_email
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -48,7 +47,8 @@ def widget_endpoint(view: Callable) -> Callable:
             return response
         # Browsers send Origin on every cross-origin request; without one this is the helpdesk's own page or not
         # a browser (which could claim any origin anyway).
-        if origin is not None and not origin_allowed(origin=origin, allowed=site.origins, own_host=request.get_host()):
+        own_origin = f"{request.scheme}://{request.get_host()}"
+        if origin is not None and not origin_allowed(origin=origin, allowed=site.origins, own_origin=own_origin):
             # The refusal itself is readable by the page, so the widget can tell the customer.
             return _cors(json_error(403, "origin_not_allowed", "Chat is not enabled for this website."), origin)
         if request.method == "OPTIONS":
@@ -61,6 +61,8 @@ def widget_endpoint(view: Callable) -> Callable:
             response = view(request, site)
         except BadRequest as exc:
             response = exc.response
+        except RequestDataTooBig:  # over DATA_UPLOAD_MAX_MEMORY_SIZE: Django would answer an HTML 400
+            response = json_error(413, "payload_too_large", "The request body is too large.")
         except services.ConversationRefused as exc:  # the site's limit of new conversations per address
             RATE_LIMITED.labels(channel="widget", limit="conversations").inc()
             response = json_error(429, exc.code, str(exc), retry_after=exc.retry_after)
@@ -75,7 +77,7 @@ def _body(request: HttpRequest) -> dict:
     if request.method != "POST":
         raise BadRequest(405, "method_not_allowed", "Use POST.")
     if len(request.body) > settings.CHAT_MAX_MESSAGE_CHARS * 4 + 4096:
-        raise BadRequest(413, "body_too_large", "The request body is too large.")
+        raise BadRequest(413, "payload_too_large", "The request body is too large.")
     try:
         body = json.loads(request.body or b"{}")
     except (ValueError, RecursionError):
@@ -106,9 +108,8 @@ def _customer_fields(request: HttpRequest, site: Site, body: dict, email_require
             validate_email(email)
         except ValidationError:
             raise BadRequest(400, "invalid_email", "The email address is not valid.", field="email") from None
-    page_url = _text(body, "page_url", 500)
-    if urlsplit(page_url).scheme not in ("http", "https"):
-        page_url = ""
+    # Cut to scheme, host and path by the service (query and fragment are never stored); read generously here.
+    page_url = _text(body, "page_url", 4000)
     # A geo header set by the proxy or CDN (e.g. CF-IPCountry) beats the browser's time zone.
     region = request.headers.get(settings.CHAT_REGION_HEADER, "") if settings.CHAT_REGION_HEADER else ""
     return {

@@ -2,6 +2,7 @@
 console, so an edit sends the same events, moves the same queue and fires the same webhooks."""
 
 import json
+from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin, messages
@@ -12,8 +13,14 @@ from django.utils.html import format_html
 from chat import services as chat_services
 from chat.models import Conversation, Message
 from helpdesk import selectors, services
+from helpdesk.login_throttle import AdminLoginForm
 from helpdesk.models import CannedResponse, Ticket, Webhook, WebhookDelivery
+from helpdesk.webhook_destinations import DestinationRefused, destination_check_on_save
 from helpdesk.webhooks import webhook_deliveries_resend
+
+# The admin's sign-in is throttled like the staff sign-in page (helpdesk.login_throttle), or it would be the way
+# around the limits.
+admin.site.login_form = AdminLoginForm
 
 
 class MessageInline(admin.TabularInline):
@@ -151,6 +158,16 @@ class WebhookForm(forms.ModelForm):
     class Meta:
         model = Webhook
         fields = ("name", "url", "events", "is_active")
+
+    def clean_url(self) -> str:
+        """Public destinations only (helpdesk.webhook_destinations); checked again at every delivery."""
+        url = self.cleaned_data["url"]
+        parts = urlsplit(url)
+        try:
+            destination_check_on_save(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+        except (DestinationRefused, ValueError) as exc:
+            raise forms.ValidationError(str(exc), code="destination_refused") from exc
+        return url
 
 
 @admin.register(Webhook)

@@ -17,7 +17,10 @@ from django.conf import settings  # noqa: E402
 from chat import broadcast  # noqa: E402
 from chat import routing as chat_routing  # noqa: E402
 from chat.metrics import reply_series_init  # noqa: E402
+from chat.outages import SocketOutageGuard  # noqa: E402
+from chat.socket_guards import WebsocketGuardMiddleware  # noqa: E402
 from helpdesk import routing as helpdesk_routing  # noqa: E402
+from helpdesk.limits import BodySizeLimitMiddleware  # noqa: E402
 from helpdesk.metrics import web_collectors_register  # noqa: E402
 from knowledge.retrieval import retrieval_warm_up  # noqa: E402
 
@@ -47,9 +50,14 @@ class EventLoopBindMiddleware:
 application = EventLoopBindMiddleware(
     ProtocolTypeRouter(
         {
-            "http": django_asgi_app,
-            # Origins are checked per route: site origins for customers (chat), ALLOWED_HOSTS for staff (helpdesk).
-            "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+            # Bodies over the limit of their address are refused before Django reads them.
+            "http": BodySizeLimitMiddleware(django_asgi_app),
+            # Every socket's Host must be allowed and its address under its cap of sockets (chat.socket_guards);
+            # origins are checked per route: site origins for customers (chat), the helpdesk's own for staff.
+            # A database or Redis outage ends a socket with 1013 (try again later), never a 500 (chat.outages).
+            "websocket": WebsocketGuardMiddleware(
+                SocketOutageGuard(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+            ),
         }
     )
 )

@@ -9,13 +9,14 @@ scores against the threshold, and how the question would be answered, without ru
 """
 
 import json
+import logging
 from contextlib import aclosing
 from functools import wraps
 from typing import Literal
 
-from asgiref.sync import iscoroutinefunction
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
-from django.contrib.auth.decorators import user_passes_test
+from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
@@ -29,6 +30,7 @@ from chat.api.schemas import RequestBody
 from chat.completions import completion_job_new
 from chat.grounding import MODES, Grounding, Plan, plan
 from chat.http import json_error
+from helpdesk.roles import PLAYGROUND_PERMISSION
 from helpdesk.selectors import sites_for_choice
 from inference import selectors as bot_config
 from inference import services as bot_services
@@ -36,6 +38,8 @@ from inference.engines import DEFAULT_ENGINE, Engine, EngineError, EngineSetting
 from inference.params import BOUNDS
 from inference.prompt import PROMPT_VARIABLES, PromptError, prompt_variables_check
 from inference.types import ChatTurn
+
+logger = logging.getLogger(__name__)
 
 
 class PlaygroundTurn(RequestBody):
@@ -61,17 +65,26 @@ class PlaygroundIn(RequestBody):
     mode: Literal["auto", "extractive", "generative"] = "auto"
 
 
-def _is_staff(user) -> bool:
-    return user.is_active and user.is_staff
+# Who may see the active system prompt, and who may publish one (a new version, as the admin's save does).
+PROMPT_VIEW_PERMISSION = "inference.view_systemprompt"
+PROMPT_PUBLISH_PERMISSION = "inference.add_systemprompt"
 
 
-# The page: anyone else goes to the sign-in page (the project's, not the admin's).
-staff_page = user_passes_test(_is_staff, login_url=settings.LOGIN_URL)
+def _may_use(user) -> bool:
+    # A permission, not any staff account: managers and admins have it through their groups, an agent only if
+    # granted (it runs the model at will and shows how the bot is set up).
+    return user.is_active and user.has_perm(PLAYGROUND_PERMISSION)
+
+
+def staff_page(view):
+    """The page: anonymous visitors go to the sign-in page (the project's, not the admin's); signed-in users
+    without the permission get 403."""
+    return login_required(permission_required(PLAYGROUND_PERMISSION, raise_exception=True)(view))
 
 
 def _refusal(user) -> JsonResponse:
     if user.is_authenticated:
-        return json_error(403, "forbidden", "The playground is for staff.")
+        return json_error(403, "forbidden", "The playground needs the permission to use it.")
     return json_error(401, "login_required", "Sign in again.")
 
 
@@ -82,13 +95,14 @@ def staff_endpoint(view):
         @wraps(view)
         async def async_wrapper(request, *args, **kwargs):
             user = await request.auser()
-            return await view(request, *args, **kwargs) if _is_staff(user) else _refusal(user)
+            allowed = await sync_to_async(_may_use)(user)
+            return await view(request, *args, **kwargs) if allowed else _refusal(user)
 
         return async_wrapper
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
-        return view(request, *args, **kwargs) if _is_staff(request.user) else _refusal(request.user)
+        return view(request, *args, **kwargs) if _may_use(request.user) else _refusal(request.user)
 
     return wrapper
 
@@ -107,7 +121,10 @@ def engines_describe() -> list[dict]:
 @staff_page
 def playground(request: HttpRequest) -> HttpResponse:
     """The playground page."""
-    prompt = bot_config.system_prompt_active_version()
+    # The active prompt only for those who may view prompts: the editor is hidden from the others, who try the bot
+    # as it is.
+    can_view_prompt = request.user.has_perm(PROMPT_VIEW_PERMISSION)
+    prompt = bot_config.system_prompt_active_version() if can_view_prompt else {"template": "", "version": None}
     context = {
         "engines": engines_describe(),
         "defaults": {
@@ -119,7 +136,8 @@ def playground(request: HttpRequest) -> HttpResponse:
         "bounds": {**BOUNDS, "max_tokens": (1, settings.INFERENCE_MAX_TOKENS_LIMIT)},
         "prompt": {"template": prompt["template"], "version": prompt["version"]},
         "variables": PROMPT_VARIABLES,
-        "can_publish": request.user.has_perm("inference.add_systemprompt"),
+        "can_view_prompt": can_view_prompt,
+        "can_publish": can_view_prompt and request.user.has_perm(PROMPT_PUBLISH_PERMISSION),
         "sites": sites_for_choice(),
         "retrieval": {"question_max": RETRIEVAL_QUESTION_MAX, "previous_max": RETRIEVAL_PREVIOUS_MAX},
     }
@@ -137,6 +155,8 @@ async def playground_generate(request: HttpRequest) -> HttpResponse:
     if payload.engine not in engine_names():
         return json_error(400, "unknown_engine", f"No engine named {payload.engine!r}.")
     if payload.system_prompt is not None:
+        if not await sync_to_async((await request.auser()).has_perm)(PROMPT_VIEW_PERMISSION):
+            return json_error(403, "forbidden", "Trying a draft prompt needs the permission to view prompts.")
         try:
             prompt_variables_check(payload.system_prompt)
         except PromptError as exc:
@@ -168,7 +188,7 @@ async def _events(job):
 @staff_endpoint
 def playground_prompt_publish(request: HttpRequest) -> JsonResponse:
     """Save the draft system prompt as the next version, which the bot uses from now on."""
-    if not request.user.has_perm("inference.add_systemprompt"):
+    if not (request.user.has_perm(PROMPT_VIEW_PERMISSION) and request.user.has_perm(PROMPT_PUBLISH_PERMISSION)):
         return json_error(403, "forbidden", "You may try prompts but not save them.")
     try:
         data = json.loads(request.body or b"null")
@@ -220,8 +240,10 @@ def _answer_engine(name: str, requested: str) -> tuple[Engine | None, str]:
         return None, "KNOWLEDGE_ANSWER_MODE"
     try:
         engine = engine_get(name)
-    except EngineError as exc:
-        return None, f"auto: no model could be loaded ({str(exc)[:160]})"
+    except EngineError:
+        # The error names files and servers: it goes to the log, the page says only what happened.
+        logger.warning("playground: engine %s could not be loaded", name, exc_info=True)
+        return None, "auto: no model could be loaded (the error is logged)"
     size = "trusted with facts" if engine.trusted_with_facts else "a small model, not trusted with facts"
     return engine, f"auto: {engine.model_name} is {size}"
 

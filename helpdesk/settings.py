@@ -64,8 +64,11 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "helpdesk.middleware.UntrustedForwardedHeadersMiddleware",
+    # A view that failed because PostgreSQL or Redis is down answers 503 with Retry-After, not 500.
+    "helpdesk.middleware.BackendUnavailableMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "helpdesk.csp.ContentSecurityPolicyMiddleware",
     "helpdesk.middleware.AsyncWhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -222,6 +225,20 @@ KNOWLEDGE_FACT_GUARD = env.bool("KNOWLEDGE_FACT_GUARD", default=True)
 API_RATE_LIMIT_PER_KEY = env.int("API_RATE_LIMIT_PER_KEY", default=60)
 API_RATE_LIMIT_PER_IP = env.int("API_RATE_LIMIT_PER_IP", default=300)
 
+# --- Request sizes --------------------------------------------------------------------------------
+# Largest request body in bytes, refused with 413 before it is read (helpdesk.limits): the widget's JSON, the
+# REST API's JSON, the admin (knowledge imports upload files), and every other address.
+REQUEST_BODY_LIMIT_WIDGET = env.int("REQUEST_BODY_LIMIT_WIDGET", default=64 * 1024)
+REQUEST_BODY_LIMIT_API = env.int("REQUEST_BODY_LIMIT_API", default=1024 * 1024)
+REQUEST_BODY_LIMIT_ADMIN = env.int("REQUEST_BODY_LIMIT_ADMIN", default=20 * 1024 * 1024)
+REQUEST_BODY_LIMIT_DEFAULT = env.int("REQUEST_BODY_LIMIT_DEFAULT", default=1024 * 1024)
+REQUEST_BODY_LIMITS = {
+    "/widget/": REQUEST_BODY_LIMIT_WIDGET,
+    "/api/": REQUEST_BODY_LIMIT_API,
+    "/v1/": REQUEST_BODY_LIMIT_API,
+    "/admin/": REQUEST_BODY_LIMIT_ADMIN,
+}
+
 # --- Chat -----------------------------------------------------------------------------------------
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=4000)
 # Deltas are gathered for this long before one channel-layer send, so Redis is not hit per token.
@@ -230,6 +247,11 @@ CHAT_STREAM_COALESCE_MS = env.int("CHAT_STREAM_COALESCE_MS", default=50)
 CHAT_ABANDON_AFTER = env.float("CHAT_ABANDON_AFTER", default=30.0)
 # Seconds a new socket has to send its hello frame (conversation secret) before it is closed.
 CHAT_HELLO_TIMEOUT = env.float("CHAT_HELLO_TIMEOUT", default=10.0)
+# Websockets (customers' and agents') one client address may hold open at once in one server process; past it the
+# handshake is refused (HTTP 403). Behind a proxy, set TRUSTED_PROXIES so the address is the client's.
+CHAT_MAX_SOCKETS_PER_ADDRESS = env.int("CHAT_MAX_SOCKETS_PER_ADDRESS", default=20)
+# The console opens a conversation with its latest this-many messages; older ones come a page at a time.
+CONSOLE_HISTORY_PAGE = env.int("CONSOLE_HISTORY_PAGE", default=100)
 # The prompt's history: this many recent messages, cached (Redis) this many seconds, then read from the database.
 SESSION_CACHE_TURNS = env.int("SESSION_CACHE_TURNS", default=10)
 SESSION_CACHE_TTL = env.int("SESSION_CACHE_TTL", default=3600)
@@ -253,8 +275,20 @@ WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 # Retry n waits min(BASE * 2**(n-1), MAX) seconds, minus up to half of it at random so retries spread out.
 WEBHOOK_BACKOFF_BASE = env.float("WEBHOOK_BACKOFF_BASE", default=10.0)
 WEBHOOK_BACKOFF_MAX = env.float("WEBHOOK_BACKOFF_MAX", default=3600.0)
+# Webhooks post to public internet addresses only: loopback, private, link-local (cloud metadata) and other local
+# addresses are refused when saved and when sent (SSRF). On only for receivers on your own intranet.
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 
 LOGIN_URL = "/accounts/login/"
+# Failed sign-ins allowed per username and per client address in LOGIN_THROTTLE_WINDOW seconds before further
+# attempts are refused (429) until the window ends; a success clears the username's count (helpdesk.login_throttle).
+LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", default=5)
+LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", default=20)
+LOGIN_THROTTLE_WINDOW = env.int("LOGIN_THROTTLE_WINDOW", default=900)
+# Password reset requests per hour per client address (past it: 429) and per email address (past it: nothing is
+# sent, and the answer is the same, so it never tells whether an account exists).
+PASSWORD_RESET_PER_ADDRESS = env.int("PASSWORD_RESET_PER_ADDRESS", default=5)
+PASSWORD_RESET_PER_EMAIL = env.int("PASSWORD_RESET_PER_EMAIL", default=3)
 # Flash messages server-side: a new API key is shown once through one, and must not travel in a cookie.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 LOGIN_REDIRECT_URL = "/console/"
@@ -293,6 +327,13 @@ STORAGES = {
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # the chat page's script reads it for its POST
 X_FRAME_OPTIONS = "DENY"
+# The Content-Security-Policy of every HTML page (helpdesk.csp): scripts from this host only, never inline; no
+# framing (X-Frame-Options stays for older browsers). Empty: this default.
+CONTENT_SECURITY_POLICY = env.str("CONTENT_SECURITY_POLICY", default="") or (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 if HTTPS:
@@ -305,8 +346,8 @@ if HTTPS:
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (believed only from TRUSTED_PROXIES).
 if env.bool("SECURE_PROXY_SSL", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# /healthz and /metrics must answer plain HTTP probes and scrapes from inside the cluster.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+# /healthz, /readyz and /metrics must answer plain HTTP probes and scrapes from inside the cluster.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 LOGGING = {
     "version": 1,

@@ -2,10 +2,17 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from chat.api.errors import api_not_found
-from helpdesk import playground, report_views, views
+from helpdesk import auth_views, playground, report_views, views
 from helpdesk.api import api
 
+# A failure outside any view (a middleware's query while PostgreSQL is down) still answers 503, not 500.
+handler500 = "helpdesk.views.server_error"
+
 urlpatterns = [
+    # Sign-in and password reset are throttled (helpdesk.login_throttle): these come before the stock views.
+    path("admin/login/", auth_views.admin_login),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/password_reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("console/", views.console, name="console"),
@@ -20,6 +27,7 @@ urlpatterns = [
     path("reports/conversations/<uuid:conversation_id>/", report_views.report_transcript, name="reports-transcript"),
     path("reports/export.csv", report_views.report_export, name="reports-export"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics, name="metrics"),
     path("", include("chat.urls")),
     path("", api.urls),

@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from functools import partial
+from http import HTTPStatus
 
 import httpx
 from django.conf import settings
@@ -23,6 +24,7 @@ from chat.models import Conversation, Rating
 from helpdesk import tasks
 from helpdesk.metrics import WEBHOOK_DELIVERIES
 from helpdesk.models import Ticket, Webhook, WebhookDelivery
+from helpdesk.webhook_destinations import DestinationRefused, destination_addresses
 
 logger = logging.getLogger(__name__)
 
@@ -143,20 +145,7 @@ def webhook_attempt(delivery_id, *, attempt: int | None = None) -> bool:
         "X-Helpdesk-Delivery": str(delivery.id),
         "X-Helpdesk-Signature": webhook_signature(delivery.webhook.secret, int(time.time()), body),
     }
-    status_code, error = None, ""
-    try:
-        response = httpx.post(
-            delivery.webhook.url,
-            content=body,
-            headers=headers,
-            timeout=settings.WEBHOOK_TIMEOUT,
-            follow_redirects=False,
-        )
-        status_code = response.status_code
-        if not response.is_success:
-            error = f"HTTP {status_code} {response.reason_phrase}: {response.text[:160]}".strip()
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    status_code, error = _post(delivery, body, headers)
     fields = {"attempts": F("attempts") + 1, "last_status_code": status_code, "last_error": error[:255]}
     if not error:
         fields.update(status=WebhookDelivery.Status.SUCCEEDED, delivered_at=timezone.now())
@@ -167,6 +156,47 @@ def webhook_attempt(delivery_id, *, attempt: int | None = None) -> bool:
     if recorded:  # counted by the copy of the task that made the attempt
         WEBHOOK_DELIVERIES.labels(outcome="failed" if error else "delivered").inc()
     return not error or not recorded
+
+
+def _post(delivery: WebhookDelivery, body: bytes, headers: dict) -> tuple[int | None, str]:
+    """POST to the webhook's checked address; returns the status code (None without an answer) and the error.
+
+    The error is what staff read in the admin: the status code and a generic outcome. Never the receiver's answer
+    or the network's error text, which would turn the admin into a probe of whatever the URL points at; the detail
+    goes to the log.
+    """
+    url = httpx.URL(delivery.webhook.url)
+    try:
+        addresses = destination_addresses(url.host, url.port or (443 if url.scheme == "https" else 80))
+    except DestinationRefused as exc:
+        logger.warning("webhook delivery %s refused: %s", delivery.pk, exc)
+        return None, str(exc)
+    # The connection goes to the address just checked, not to a second DNS answer; the name still goes in Host
+    # and, for HTTPS, in SNI, where the certificate is verified against it.
+    headers = {**headers, "Host": url.netloc.decode("ascii")}
+    extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+    try:
+        # trust_env off: an HTTP(S)_PROXY from the environment would connect elsewhere than the checked address.
+        with httpx.Client(timeout=settings.WEBHOOK_TIMEOUT, follow_redirects=False, trust_env=False) as client:
+            response = client.post(
+                url.copy_with(host=addresses[0]), content=body, headers=headers, extensions=extensions
+            )
+    except httpx.TimeoutException as exc:
+        logger.info("webhook delivery %s timed out: %r", delivery.pk, exc)
+        return None, f"The receiver did not answer within {settings.WEBHOOK_TIMEOUT:g} s."
+    except httpx.ConnectError as exc:
+        logger.info("webhook delivery %s could not connect: %r", delivery.pk, exc)
+        return None, "Could not connect to the receiver."
+    except httpx.HTTPError as exc:
+        logger.info("webhook delivery %s failed: %r", delivery.pk, exc)
+        return None, "The request to the receiver failed."
+    if response.is_success:
+        return response.status_code, ""
+    try:
+        phrase = HTTPStatus(response.status_code).phrase
+    except ValueError:
+        phrase = "unknown status"
+    return response.status_code, f"HTTP {response.status_code} {phrase}"
 
 
 def webhook_delivery_fail(delivery_id) -> None:

@@ -47,6 +47,8 @@ def production_env(django_db_setup, django_db_blocker) -> dict:
         ALLOWED_HOSTS="127.0.0.1,localhost",
         WEBHOOK_BACKOFF_BASE="0.5",
         WEBHOOK_BACKOFF_MAX="2",
+        # The tests' webhook receiver listens on 127.0.0.1, which production refuses.
+        WEBHOOK_ALLOW_PRIVATE_NETWORKS="1",
     )
 
 

@@ -21,9 +21,10 @@ class WebhookReceiver:
     A 3xx answer points to /elsewhere. While `gate` is cleared, requests wait before answering (up to 30 s).
     """
 
-    def __init__(self, statuses: list[int] = (), then: int = 200):
+    def __init__(self, statuses: list[int] = (), then: int = 200, body: bytes = b"ok"):
         self.statuses = list(statuses)
         self.then = then
+        self.body = body
         self.received: list[Received] = []
         self.gate = threading.Event()
         self.gate.set()
@@ -49,9 +50,9 @@ class WebhookReceiver:
                 self.send_response(status)
                 if 300 <= status < 400:
                     self.send_header("Location", "/elsewhere")
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Length", str(len(receiver.body)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(receiver.body)
 
             do_GET = do_POST
 

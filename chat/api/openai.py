@@ -53,9 +53,17 @@ def _job(payload: ChatCompletionIn) -> CompletionJob:
     )
 
 
+# What a client is told of a failure the worker reports: fixed words per code. The worker's own message may name the
+# configuration (the active prompt's error, the engine's server); the pipeline logs it for the staff.
+CLIENT_MESSAGES = {
+    "invalid_prompt": "The bot's system prompt cannot be used right now.",
+    "unknown_engine": "There is no model of this name.",
+}
+
+
 def _error(event: dict) -> ApiError:
     status = 400 if event["code"] in ("invalid_prompt", "unknown_engine") else 503
-    return ApiError(status, event["code"], event["message"])
+    return ApiError(status, event["code"], CLIENT_MESSAGES.get(event["code"], "The bot cannot answer right now."))
 
 
 def _content(done: dict, language: str) -> str:

@@ -5,6 +5,7 @@ import logging
 import re
 import uuid
 from functools import partial
+from urllib.parse import urlsplit, urlunsplit
 
 from django.db import transaction
 
@@ -25,6 +26,19 @@ def storable(text: str) -> str:
     if text.isascii():
         return text
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def page_address(url: str) -> str:
+    """The page a customer wrote from, as stored: scheme, host and path only. The query and fragment often carry
+    password-reset and OAuth tokens, and the user-info part a password; none of them is ever kept. Anything but an
+    http(s) URL is dropped."""
+    try:
+        parts = urlsplit(storable(url).strip())
+    except ValueError:  # an invalid IPv6 host, say
+        return ""
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return ""
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))[:500]
 
 
 def broadcast_on_commit(conversation: Conversation, event: dict) -> None:

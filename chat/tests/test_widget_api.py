@@ -112,7 +112,23 @@ def test_opening_a_conversation_stores_the_pre_chat_form(client, site):
     assert conversation.site == site
     assert (conversation.customer_name, conversation.customer_email) == ("Ann", "ann@example.com")
     assert (conversation.language, conversation.region) == ("zh", "Asia/Shanghai")
-    assert conversation.page_url == body["page_url"]
+    assert conversation.page_url == "https://shop.example.com/cart"
+
+
+@pytest.mark.parametrize("kind", ["conversations", "messages"])
+def test_the_page_address_is_stored_without_query_fragment_or_credentials(client, site, kind):
+    # Reset and OAuth tokens live in the query and fragment of the customer's page; a password in its user-info.
+    page = "https://ann:hunter2@shop.example.com/account/reset?token=s3cr3t-reset#access_token=oauth-s3cr3t"
+    body = {"name": "Ann", "email": "ann@example.com", "page_url": page, "content": "Hello"}
+    response = post(client, site, kind, body)
+    assert response.status_code == 201, response.content
+    conversation = Conversation.objects.get(pk=response.json()["id"])
+    assert conversation.page_url == "https://shop.example.com/account/reset"
+
+
+def test_a_page_address_that_is_not_http_is_not_stored(client, site):
+    response = post(client, site, "conversations", {"page_url": "javascript:alert(1)//?token=x"})
+    assert Conversation.objects.get(pk=response.json()["id"]).page_url == ""
 
 
 def test_a_proxy_region_header_beats_the_browser(client, site, settings):
@@ -142,7 +158,7 @@ def test_required_fields_follow_the_site(client, site):
         ("[]", 400, "invalid_body"),
         ({"name": 5}, 400, "invalid_field"),
         ({"email": "not-an-email"}, 400, "invalid_email"),
-        ({"name": "x" * 30000}, 413, "body_too_large"),
+        ({"name": "x" * 30000}, 413, "payload_too_large"),
     ],
 )
 def test_bad_requests_get_a_clear_4xx_and_create_nothing(client, site, body, status, code):

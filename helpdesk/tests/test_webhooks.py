@@ -49,6 +49,7 @@ def fast_retries(in_process_generation):
     settings.WEBHOOK_BACKOFF_BASE = 0.1
     settings.WEBHOOK_BACKOFF_MAX = 1.0
     settings.WEBHOOK_TIMEOUT = 2.0
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True  # the receivers listen on 127.0.0.1
     return settings
 
 
@@ -272,7 +273,7 @@ def test_a_receiver_that_always_fails_ends_failed_after_the_last_attempt(fast_re
     delivery = emit_and_deliver(Webhook.objects.create(name="CRM", url=receiver.url))
     assert len(receiver.received) == 4
     assert delivery.status == WebhookDelivery.Status.FAILED and delivery.attempts == 4
-    assert delivery.last_status_code == 503 and delivery.last_error.startswith("HTTP 503 Service Unavailable")
+    assert delivery.last_status_code == 503 and delivery.last_error == "HTTP 503 Service Unavailable"
     assert delivery.delivered_at is None
 
 
@@ -290,7 +291,7 @@ def test_an_unreachable_url_records_the_connection_error(fast_retries):
     fast_retries.WEBHOOK_MAX_ATTEMPTS = 2
     delivery = emit_and_deliver(Webhook.objects.create(name="CRM", url=f"http://127.0.0.1:{free_port()}/hook"))
     assert delivery.status == WebhookDelivery.Status.FAILED and delivery.attempts == 2
-    assert delivery.last_status_code is None and delivery.last_error.startswith("ConnectError")
+    assert delivery.last_status_code is None and delivery.last_error == "Could not connect to the receiver."
 
 
 @pytest.mark.django_db(transaction=True)
@@ -302,7 +303,8 @@ def test_a_receiver_slower_than_the_timeout_fails_the_attempt(fast_retries, rece
     started = time.monotonic()
     delivery = emit_and_deliver(Webhook.objects.create(name="CRM", url=receiver.url))
     assert time.monotonic() - started < 5
-    assert delivery.status == WebhookDelivery.Status.FAILED and delivery.last_error.startswith("ReadTimeout")
+    assert delivery.status == WebhookDelivery.Status.FAILED
+    assert delivery.last_error == "The receiver did not answer within 0.3 s."
 
 
 @pytest.mark.django_db(transaction=True)

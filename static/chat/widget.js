@@ -625,7 +625,9 @@ pre code{background:none;padding:0}
     const say = (msg) => (form ? formError(form, msg) : showError(msg));
     let res = null, body = {};
     try {
-      Object.assign(data, { language: lang, region: region(), page_url: location.href.slice(0, 500) });
+      // Origin and path only: the query and fragment of the customer's page can carry reset or OAuth tokens.
+      const page = (location.origin + location.pathname).slice(0, 500);
+      Object.assign(data, { language: lang, region: region(), page_url: page });
       res = await fetch(API + "/" + kind, {
         method: "POST", credentials: "omit", headers: { "Content-Type": "application/json" }, body: JSON.stringify(data),
       });
@@ -947,6 +949,8 @@ pre code{background:none;padding:0}
     }
   }
   function onError(f) {
+    // A typing signal refused for its rate is worth nothing later: drop it, say nothing.
+    if (f.code === "rate_limited" && f.for === "typing") return;
     typingReset();
     const code = f.code || "", item = f.client_id && outbox.find((o) => o.client_id === f.client_id);
     if (code === "access_denied") return forget();

@@ -1,0 +1,112 @@
+"""Request body limits at the ASGI edge, in front of Django.
+
+Django reads a request's whole body before any view runs, and its own cap (DATA_UPLOAD_MAX_MEMORY_SIZE) is checked
+only when a view asks for the body: by then the bytes are in memory and the error is easy to turn into a 500. Here
+the limit is applied before Django sees the request: a declared Content-Length over the limit is refused at once,
+without reading the body, and a body sent without one (chunked) is counted while it arrives and refused as soon as
+it passes the limit. Either way the client gets 413 in the one JSON error format.
+"""
+
+import json
+from collections.abc import Awaitable, Callable
+
+from django.conf import settings
+
+Scope = dict
+Message = dict
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def body_limit(path: str) -> int:
+    """The largest body, in bytes, accepted for `path`: the longest matching prefix of REQUEST_BODY_LIMITS, else
+    REQUEST_BODY_LIMIT_DEFAULT."""
+    best, limit = -1, settings.REQUEST_BODY_LIMIT_DEFAULT
+    for prefix, prefix_limit in settings.REQUEST_BODY_LIMITS.items():
+        if path.startswith(prefix) and len(prefix) > best:
+            best, limit = len(prefix), prefix_limit
+    return limit
+
+
+def _error_body(limit: int) -> bytes:
+    message = f"The request body is larger than this address accepts ({limit} bytes)."
+    return json.dumps({"error": {"code": "payload_too_large", "message": message, "limit": limit}}).encode()
+
+
+async def _refuse(send: Send, limit: int) -> None:
+    body = _error_body(limit)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            # The client may still be sending: tell it this connection will not read the rest.
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The declared length; -1 when the header is there but not a number (or not one number)."""
+    values = [value for name, value in scope.get("headers", []) if name == b"content-length"]
+    if not values:
+        return None
+    if len(set(values)) != 1 or not values[0].strip().isdigit():
+        return -1
+    return int(values[0])
+
+
+class BodySizeLimitMiddleware:
+    """Wraps the HTTP application: refuses bodies over `body_limit(path)` with 413 before the application reads
+    them. Other scope types (websockets, lifespan) pass through untouched."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = body_limit(scope.get("path", ""))
+        declared = _content_length(scope)
+        if declared == -1:
+            body = json.dumps({"error": {"code": "invalid_request", "message": "Invalid Content-Length."}}).encode()
+            await send(
+                {"type": "http.response.start", "status": 400, "headers": [(b"content-type", b"application/json")]}
+            )
+            return await send({"type": "http.response.body", "body": body})
+        if declared is not None and declared > limit:
+            return await _refuse(send, limit)
+
+        received = 0
+        refused = False
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # Stop here: the application is told the client left (Django then abandons the request), and
+                    # the client gets the refusal unless the application already began its answer.
+                    refused = True
+                    if not started:
+                        await _refuse(send, limit)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused and not started:
+                return  # the refusal is the answer; nothing the application says after it is sent
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        return await self.app(scope, limited_receive, guarded_send)
