@@ -28,4 +28,5 @@ RUN SECRET_KEY=build-only python manage.py collectstatic --noinput -v 0 \
 USER helpdesk
 
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "helpdesk.asgi:application"]
+# daphne with the project's timeouts (helpdesk/server.py).
+CMD ["python", "-m", "helpdesk.server", "-b", "0.0.0.0", "-p", "8000", "helpdesk.asgi:application"]

@@ -8,7 +8,9 @@ Frames are JSON objects with a `type`. The client speaks first:
   {"type": "rate", "score": 1-5, "comment": "..."}       rate a resolved conversation, once
   {"type": "contact", "name": "...", "email": "..."}      leave contact details when no one is available
   {"type": "resolve"}                                     the customer ends the chat
-The handshake is refused (HTTP 403) when the page's Origin is not one of the conversation's site's allowed origins.
+The handshake is refused (HTTP 403) when the page's Origin is allowed by no site (nor is the helpdesk's own); the
+hello is refused like a wrong secret when it is not one of the conversation's own site's, so whether a conversation
+id exists is never told apart from a wrong secret. Each frame type has a rate limit (chat.frame_limits).
 The server answers with `ready`, `ack`, `message`, `delta`, `done`, `pong` and `error` frames
 ({"type": "error", "code": "...", "message": "..."}). A bad frame gets an error frame and the socket stays open;
 failing to prove ownership gets an error frame, then a close with one of the codes below.
@@ -23,10 +25,13 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chat import presence, selectors, services
+from chat.frame_limits import CUSTOMER_FRAME_LIMITS, FrameLimitedConsumer
 from chat.metrics import RATE_LIMITED, WEBSOCKETS
 from chat.models import Conversation
 from chat.origins import origin_allowed
+from chat.outages import SOCKET_MESSAGE, backend_unavailable
 from chat.serializers import conversation_to_dict, message_to_dict
+from chat.socket_guards import scope_header, scope_own_origin
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +40,11 @@ CLOSE_ACCESS_DENIED = 4403  # wrong secret or unknown conversation
 CLOSE_TRY_AGAIN_LATER = 1013  # a backend (database, channel layer) is down; the client reconnects with backoff
 
 
-class CustomerConsumer(AsyncWebsocketConsumer):
+class CustomerConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
     """Relays one customer's frames to chat services and the conversation's events back to the customer."""
 
+    frame_limits = CUSTOMER_FRAME_LIMITS
+    metric_channel = "socket"
     conversation = None
     hello_timer: asyncio.Task | None = None
     counted = False  # in helpdesk_websocket_connections{kind="customer"}
@@ -61,23 +68,26 @@ class CustomerConsumer(AsyncWebsocketConsumer):
         WEBSOCKETS.labels(kind="customer").inc()
         self.counted = True
 
-    def _origin_allowed(self) -> bool:
-        """The page's Origin against the conversation's site. Unknown conversations pass here and fail the hello,
-        so the handshake does not tell which conversation ids exist."""
-        headers = dict(self.scope.get("headers", []))
-        origin = headers.get(b"origin")
+    def _origin_allowed(self, allowed: set[str] | None = None) -> bool:
+        """The page's Origin against `allowed` (a conversation's site's origins) or, at the handshake, against every
+        active site's: the same answer for any conversation id, known or not, so the handshake tells nothing about
+        which exist. The helpdesk's own pages are allowed under their exact origin."""
+        origin = scope_header(self.scope, b"origin")
         if origin is None:  # not a browser
             return True
-        conversation = (
-            Conversation.objects.filter(pk=self.scope["url_route"]["kwargs"]["conversation_id"])
-            .select_related("site")
-            .first()
+        if allowed is None:
+            allowed = selectors.site_origins_all()
+        return origin_allowed(origin=origin, allowed=allowed, own_origin=scope_own_origin(self.scope))
+
+    def _conversation_for_hello(self, secret: str) -> Conversation:
+        """The conversation if the secret is its own and the page is one of its site's; ConversationAccessDenied
+        otherwise, the same refusal for a wrong origin as for a wrong secret or an unknown id."""
+        conversation = selectors.conversation_get_for_customer(
+            conversation_id=self.scope["url_route"]["kwargs"]["conversation_id"], secret=secret
         )
-        if conversation is None:
-            return True
-        allowed = conversation.site.origins if conversation.site_id else set()
-        host = headers.get(b"host", b"").decode("latin-1")
-        return origin_allowed(origin=origin.decode("latin-1"), allowed=allowed, own_host=host)
+        if not self._origin_allowed(conversation.site.origins if conversation.site_id else set()):
+            raise selectors.ConversationAccessDenied
+        return conversation
 
     async def disconnect(self, code: int) -> None:
         if self.counted:
@@ -105,18 +115,28 @@ class CustomerConsumer(AsyncWebsocketConsumer):
         await self.send_json({"type": "error", "code": code, "message": message})
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        frame, problem = None, None
         if text_data is None:
-            return await self.send_error("invalid_frame", "Frames must be JSON text, not binary.")
+            problem = ("invalid_frame", "Frames must be JSON text, not binary.")
         # Reject oversized frames before parsing them; the content limit itself is checked by the service.
-        if len(text_data) > settings.CHAT_MAX_MESSAGE_CHARS * 6 + 1024:
-            return await self.send_error("frame_too_large", "The frame is too large.")
-        try:
-            frame = json.loads(text_data)
-        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-            return await self.send_error("invalid_json", "The frame is not valid JSON.")
-        if not isinstance(frame, dict):
-            return await self.send_error("invalid_frame", "A frame must be a JSON object with a type.")
-        kind = frame.get("type")
+        elif len(text_data) > settings.CHAT_MAX_MESSAGE_CHARS * 6 + 1024:
+            problem = ("frame_too_large", "The frame is too large.")
+        else:
+            try:
+                frame = json.loads(text_data)
+            except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+                problem = ("invalid_json", "The frame is not valid JSON.")
+            else:
+                if not isinstance(frame, dict):
+                    frame, problem = None, ("invalid_frame", "A frame must be a JSON object with a type.")
+        kind = frame.get("type") if frame is not None else None
+        # A refused message names its client_id, so the widget keeps it and resends it after retry_after.
+        client_id = frame.get("client_id") if kind == "message" else None
+        extra = {"client_id": client_id} if isinstance(client_id, str) else {}
+        if not await self.frame_admitted(kind, **extra):
+            return None
+        if problem is not None:
+            return await self.send_error(*problem)
         if kind == "hello":
             return await self.receive_hello(frame)
         if kind == "ping":
@@ -128,8 +148,10 @@ class CustomerConsumer(AsyncWebsocketConsumer):
                 return await self.receive_message(frame)
             try:
                 return await self.receive_action(kind, frame)
-            except Exception:
+            except Exception as exc:
                 logger.exception("%s failed in conversation %s", kind, self.conversation.id)
+                if backend_unavailable(exc):  # nothing works until it is back: reconnect with backoff
+                    return await self._refuse(CLOSE_TRY_AGAIN_LATER, "service_unavailable", SOCKET_MESSAGE)
                 return await self.send_error("service_unavailable", "That did not go through; please try again.")
         await self.send_error("unknown_type", f"Unknown frame type {str(kind)[:40]!r}.")
 
@@ -140,9 +162,7 @@ class CustomerConsumer(AsyncWebsocketConsumer):
         if not isinstance(secret, str) or not secret:
             return await self._refuse(CLOSE_HELLO_REQUIRED, "secret_required", "The hello frame needs the secret.")
         try:
-            conversation = await database_sync_to_async(selectors.conversation_get_for_customer)(
-                conversation_id=self.scope["url_route"]["kwargs"]["conversation_id"], secret=secret
-            )
+            conversation = await database_sync_to_async(self._conversation_for_hello)(secret)
         except selectors.ConversationAccessDenied:
             return await self._refuse(
                 CLOSE_ACCESS_DENIED, "access_denied", "Unknown conversation or wrong conversation secret."
@@ -189,9 +209,11 @@ class CustomerConsumer(AsyncWebsocketConsumer):
             if exc.retry_after is not None:
                 frame["retry_after"] = exc.retry_after
             return await self.send_json(frame)
-        except Exception:
+        except Exception as exc:
             # Not acknowledged: the client keeps the message and resends it (same client_id, stored once).
             logger.exception("could not store a message in conversation %s", self.conversation.id)
+            if backend_unavailable(exc):  # resent after the reconnect, once the hello goes through again
+                return await self._refuse(CLOSE_TRY_AGAIN_LATER, "service_unavailable", SOCKET_MESSAGE)
             return await self.send_error(
                 "service_unavailable", "Your message could not be confirmed; it will be sent again shortly."
             )

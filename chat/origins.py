@@ -24,10 +24,11 @@ def origin_normalize(value: str) -> str | None:
     return f"{parts.scheme}://{host}"
 
 
-def origin_allowed(*, origin: str | None, allowed: set[str], own_host: str | None) -> bool:
+def origin_allowed(*, origin: str | None, allowed: set[str], own_origin: str | None) -> bool:
     """Whether a request with this Origin header may use a site whose allowed origins are `allowed`.
 
-    `own_host` is the Host the request was sent to: a page served by the helpdesk itself is always allowed.
+    `own_origin` is the helpdesk's own origin as the request reached it (`scheme://host[:port]`): a page served by
+    the helpdesk itself is always allowed, under that exact scheme and port only.
     A request without an Origin header is refused (browsers send one on cross-origin fetches and websockets).
     """
     normalized = origin_normalize(origin) if origin else None
@@ -35,4 +36,4 @@ def origin_allowed(*, origin: str | None, allowed: set[str], own_host: str | Non
         return False
     if normalized in allowed:
         return True
-    return own_host is not None and urlsplit(normalized).netloc == own_host.lower()
+    return own_origin is not None and normalized == origin_normalize(own_origin)

@@ -6,7 +6,7 @@ import uuid
 
 from django.core.exceptions import ValidationError
 
-from chat.models import Conversation, Message
+from chat.models import Conversation, Message, Site
 
 
 class ConversationAccessDenied(Exception):
@@ -26,6 +26,15 @@ def conversation_get_for_customer(*, conversation_id: str | uuid.UUID, secret: s
     if not isinstance(secret, str) or not hmac.compare_digest(conversation.secret_hash, secret_hash(secret)):
         raise ConversationAccessDenied
     return conversation
+
+
+def site_origins_all() -> set[str]:
+    """Every origin some active site allows: what a customer socket's handshake is checked against before the
+    socket says which conversation (and so which site) it is for."""
+    origins = set()
+    for site in Site.objects.filter(is_active=True).only("allowed_origins"):
+        origins |= site.origins
+    return origins
 
 
 def messages_visible_to_customer(*, conversation: Conversation, after_seq: int = 0) -> list[Message]:

@@ -32,6 +32,7 @@ fi
 echo
 echo "  Helpdesk chat: http://$HOST:$PORT/    admin: http://$HOST:$PORT/admin/"
 echo
-"$BIN/daphne" -b "$HOST" -p "$PORT" helpdesk.asgi:application &
+# daphne with the project's timeouts (helpdesk/server.py): idle connections, handshakes, pings.
+"$BIN/python" -m helpdesk.server -b "$HOST" -p "$PORT" helpdesk.asgi:application &
 web=$!
 wait "$web"

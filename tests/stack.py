@@ -72,16 +72,18 @@ def wait_http(url: str, timeout: float = 60) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
-def start_web(env: dict, log_dir: Path, port: int | None = None, name: str = "daphne") -> tuple[Process, str]:
-    """daphne serving the project; returns the process and its base URL once /healthz answers."""
+def start_web(
+    env: dict, log_dir: Path, port: int | None = None, name: str = "daphne", options: tuple[str, ...] = ()
+) -> tuple[Process, str]:
+    """daphne serving the project, started as production starts it (helpdesk.server: daphne with the project's
+    timeouts), with `options` added; returns the process and its base URL once /healthz answers."""
     port = port or free_port()
     # As `make run` and the Dockerfile do: WhiteNoise serves what collectstatic gathered, never a stale copy.
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True
     )
-    proc = Process(
-        name, [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "helpdesk.asgi:application"], env, log_dir
-    )
+    args = [sys.executable, "-m", "helpdesk.server", *options, "-b", "127.0.0.1", "-p", str(port)]
+    proc = Process(name, [*args, "helpdesk.asgi:application"], env, log_dir)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{base}/healthz")

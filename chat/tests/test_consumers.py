@@ -229,11 +229,16 @@ async def test_a_bad_client_does_not_disturb_another_conversation(fake_engine, i
     await bad.disconnect()
 
 
-async def test_a_database_failure_while_storing_is_a_clear_error_not_a_crash(conversation, monkeypatch):
+async def test_a_database_failure_while_storing_closes_1013_and_the_resend_after_reconnecting_is_stored_once(
+    conversation, monkeypatch
+):
     from django.db import OperationalError
+
+    from chat.consumers import CLOSE_TRY_AGAIN_LATER
 
     conv, secret = conversation
     communicator, _ = await hello(conv.id, secret)
+    real_post = services.message_post_customer
 
     def database_down(**_kwargs):
         raise OperationalError("connection refused")
@@ -241,10 +246,52 @@ async def test_a_database_failure_while_storing_is_a_clear_error_not_a_crash(con
     monkeypatch.setattr(services, "message_post_customer", database_down)
     await communicator.send_json_to({"type": "message", "content": "hello", "client_id": "c-9"})
     error = await communicator.receive_json_from()
-    assert error["code"] == "service_unavailable" and "sent again" in error["message"]
+    assert error["code"] == "service_unavailable" and "ack" not in error
+    assert (await communicator.receive_output())["code"] == CLOSE_TRY_AGAIN_LATER  # reconnect with backoff
+    # Back up: the widget reconnects and resends what was not acknowledged; it is stored once, answered once.
+    monkeypatch.setattr(services, "message_post_customer", real_post)
+    again, _ = await hello(conv.id, secret)
+    await again.send_json_to({"type": "message", "content": "hello", "client_id": "c-9"})
+    frames = await receive_until(again, "ack")
+    assert frames[-1]["seq"] == 1
+    await again.send_json_to({"type": "message", "content": "hello", "client_id": "c-9"})
+    assert (await receive_until(again, "ack"))[-1]["seq"] == 1
+    assert await database_sync_to_async(Message.objects.filter(client_id="c-9").count)() == 1
+    await again.disconnect()
+
+
+async def test_an_action_while_the_database_is_down_closes_1013(conversation, monkeypatch):
+    from django.db import InterfaceError
+
+    conv, secret = conversation
+    communicator, _ = await hello(conv.id, secret)
+
+    def database_down(**_kwargs):
+        raise InterfaceError("connection already closed")
+
+    monkeypatch.setattr(services, "conversation_contact_set", database_down)
+    await communicator.send_json_to({"type": "contact", "name": "Ann", "email": "ann@example.com"})
+    assert (await communicator.receive_json_from())["code"] == "service_unavailable"
+    assert (await communicator.receive_output())["code"] == 1013
+
+
+async def test_a_redis_outage_escaping_the_consumer_closes_1013_not_1011(conversation, monkeypatch):
+    """What no consumer catches (the auth middleware's session read, the channel layer's receive loop) still ends
+    in an error frame and a retry code."""
+    import redis.exceptions
+    from channels.generic.websocket import AsyncWebsocketConsumer
+
+    conv, secret = conversation
+    communicator, _ = await hello(conv.id, secret)
+
+    async def redis_down(self, *args, **kwargs):
+        raise redis.exceptions.ConnectionError("Error 111 connecting to 10.0.0.7:6379. Connection refused.")
+
+    monkeypatch.setattr(AsyncWebsocketConsumer, "websocket_receive", redis_down)
     await communicator.send_json_to({"type": "ping"})
-    assert await communicator.receive_json_from() == {"type": "pong"}
-    await communicator.disconnect()
+    error = await communicator.receive_json_from()
+    assert error["code"] == "service_unavailable" and "10.0.0.7" not in error["message"]
+    assert (await communicator.receive_output())["code"] == 1013
 
 
 @pytest.fixture
@@ -346,8 +393,12 @@ async def test_a_reload_within_the_grace_period_keeps_the_reply_going(
 
 
 @pytest.fixture
-def site_conversation():
+def site_conversation(settings):
     from chat.models import Site
+
+    # The helpdesk is served from https://helpdesk.example.com: its Host is allowed and its pages are https.
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "helpdesk.example.com"]
+    settings.HTTPS = True
 
     site = Site.objects.create(name="Shop", allowed_origins="https://shop.example.com", messages_per_minute=3)
     conversation, secret = services.conversation_start(site=site, language="zh-CN")

@@ -48,7 +48,9 @@ async def test_the_console_socket_refuses_a_customer_session(client):
     await database_sync_to_async(client.login)(username="customer2", password="pw-cust-123")
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
     communicator = WebsocketCommunicator(
-        application, "/ws/console/", headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)]
+        application,
+        "/ws/console/",
+        headers=[(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1"), (b"cookie", cookie)],
     )
     connected, _ = await communicator.connect()
     assert not connected
@@ -60,7 +62,9 @@ async def test_the_console_socket_accepts_an_agent_and_sends_the_queue(client, a
     await database_sync_to_async(client.login)(username="agent1", password="pw-agent-123")
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
     communicator = WebsocketCommunicator(
-        application, "/ws/console/", headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)]
+        application,
+        "/ws/console/",
+        headers=[(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1"), (b"cookie", cookie)],
     )
     connected, _ = await communicator.connect()
     assert connected

@@ -28,7 +28,9 @@ def agent_cookie(username: str) -> bytes:
 async def console(username: str) -> WebsocketCommunicator:
     cookie = await agent_cookie(username)
     communicator = WebsocketCommunicator(
-        application, "/ws/console/", headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)]
+        application,
+        "/ws/console/",
+        headers=[(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1"), (b"cookie", cookie)],
     )
     connected, _ = await communicator.connect()
     assert connected
