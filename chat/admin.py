@@ -135,7 +135,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
             format_html("The new API key is <code>{}</code>. Copy it now: it will not be shown again.", raw),
         )
 
-    @admin.action(description="Revoke selected keys")
+    # Revoking changes the keys: a user who may only view them must not (the admin offers an action to whoever
+    # may run it, and refuses it to anyone else).
+    @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request, queryset) -> None:
         for key in queryset:
             api_key_revoke(key_id=key.pk)

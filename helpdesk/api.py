@@ -21,7 +21,9 @@ api = NinjaAPI(
     version="1",
     description=(
         "Talk to the support bot, read conversations, messages, tickets and ratings. Authenticate with an API key "
-        "created by staff in the admin: `Authorization: Bearer hd_...`. Errors are "
+        "created by staff in the admin: `Authorization: Bearer hd_...`. A `read` key reads the widget's "
+        "conversations (with their tickets and ratings) and the API sessions made with it; other keys' sessions "
+        "answer 404. An `admin` key reads everything. Errors are "
         '`{"error": {"code": "...", "message": "..."}}`; 429 answers carry `Retry-After`.'
     ),
     docs_url="api/docs",

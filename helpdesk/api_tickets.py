@@ -67,12 +67,12 @@ def tickets_list(request: HttpRequest, filters: Query[TicketFilters], paging: Qu
     values = filters.dict()
     if values["priority"] is not None:
         values["priority"] = PRIORITY_BY_NAME[values["priority"]]
-    return paginate(request, selectors.tickets_filter(**values), paging)
+    return paginate(request, selectors.tickets_filter(visible_to=request.auth, **values), paging)
 
 
 @router.get("/tickets/{ticket_id}", response={200: TicketOut, **ERRORS, 404: ErrorOut}, summary="A ticket")
 def ticket_detail(request: HttpRequest, ticket_id: int = Path(..., ge=1, le=2**63 - 1)):
-    ticket = selectors.ticket_find(ticket_id=ticket_id)
+    ticket = selectors.ticket_find(ticket_id=ticket_id, visible_to=request.auth)
     if ticket is None:
         raise ApiError(404, "not_found", "There is no ticket with this id.")
     return ticket

@@ -43,6 +43,8 @@ class Ticket(models.Model):
         permissions = [
             ("use_console", "Can use the agent console"),
             ("view_reports", "Can see the reports of every agent and export them"),
+            ("use_playground", "Can try the bot in the playground"),
+            ("supervise_conversations", "Can open and act on any conversation, not only queued or their own"),
         ]
 
     def __str__(self) -> str:

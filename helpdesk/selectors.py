@@ -1,19 +1,31 @@
 """Reads of the staff side."""
 
 import datetime
+import json
+from importlib import import_module
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import Permission
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery, TextField, Value
 from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from chat.api import selectors as chat_api_selectors
 from chat.models import Conversation, HandoffReason, Message, Site
 from chat.serializers import staff_message_to_dict
+from chat.services.errors import ActionRefused
+from helpdesk import roles
 from helpdesk.models import CannedResponse, Ticket
 from inference.language import language_base
+
+# The queue frame lists at most this many waiting conversations (the first in line), so a flood of customers
+# cannot make one frame too large for the socket; the agent's own are listed however many wait.
+CONSOLE_QUEUE_MAX = 200
+# A page of messages for the console holds at most this many bytes of JSON (and CONSOLE_HISTORY_PAGE messages):
+# a frame stays far below the socket's 1 MB, however long the messages and their sources are.
+CONSOLE_PAGE_MAX_BYTES = 256 * 1024
 
 
 def _queue_rows() -> QuerySet[Conversation]:
@@ -41,7 +53,12 @@ def queue_for_agent(*, agent) -> list[dict]:
         Q(status=Conversation.Status.QUEUED) | Q(status=Conversation.Status.AGENT, assignee=agent)
     )
     now = timezone.now()
-    return [_queue_entry(conversation, now) for conversation in rows]
+    entries = [_queue_entry(conversation, now) for conversation in rows[:CONSOLE_QUEUE_MAX]]
+    if len(entries) == CONSOLE_QUEUE_MAX:
+        listed = {entry["id"] for entry in entries}
+        own = rows.filter(status=Conversation.Status.AGENT, assignee=agent)
+        entries += [_queue_entry(c, now) for c in own if str(c.id) not in listed]
+    return entries
 
 
 def queue_entry(*, conversation_id) -> dict | None:
@@ -62,11 +79,95 @@ def queue_entry_visible_to(entry: dict, username: str) -> bool:
     return entry["status"] == Conversation.Status.QUEUED or entry["assignee"] == username
 
 
+class ConsoleAccessLost(Exception):
+    """The console's user may no longer use it: signed out, session expired, deactivated, or the right removed."""
+
+
+def console_user_current(*, user_id, session_key: str | None):
+    """The console's user as the database has them now, if they may still use the console; ConsoleAccessLost if not.
+
+    A socket authenticates once, at its handshake; this is asked again for each of its frames and relays, so a
+    sign-out, a password change, a deactivation or a removal from the agents' group ends its access at once. Four
+    small queries (the session, the user, their permissions).
+    """
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key) if session_key else None
+    data = session.load() if session is not None else {}  # {} for a session that ended or expired
+    if str(data.get(SESSION_KEY, "")) != str(user_id):
+        raise ConsoleAccessLost("The session ended.")
+    user = get_user_model()._default_manager.filter(pk=user_id, is_active=True).first()
+    if user is None or not constant_time_compare(data.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()):
+        raise ConsoleAccessLost("The account is inactive or its password changed.")
+    if not user.has_perm("helpdesk.use_console"):
+        raise ConsoleAccessLost("The account may no longer use the console.")
+    return user
+
+
+# What each console frame needs on the conversation it names, beside the console itself: None (nothing: the frame
+# names none, or its service decides, as a claim's does: only a queued conversation can be claimed), "queued_or_own"
+# (reading: waiting in the queue, or assigned to this agent), "own" (acting: assigned to this agent). Supervisors
+# (managers, admins) pass both. The third item is a permission the frame needs too.
+CONSOLE_FRAME_ACCESS: dict[str, tuple[str | None, str | None]] = {
+    "claim": (None, None),
+    "open": ("queued_or_own", None),
+    "message": ("own", None),
+    "note": ("own", None),
+    "hand_back": ("own", None),
+    "resolve": ("own", None),
+    "typing": ("own", None),
+    "suggest": ("own", None),
+    "transfer": ("own", None),
+    "ticket": ("own", roles.TICKET_EDIT_PERMISSION),
+    "presence": (None, None),
+    "history": ("queued_or_own", None),
+    "ping": (None, None),
+}
+
+
+def console_frame_check(*, user, frame_type: str, conversation_id) -> None:
+    """ActionRefused("forbidden") unless `user` may send this console frame about this conversation.
+
+    Raises Conversation.DoesNotExist (or ValidationError for an id that is not one) for an unknown conversation.
+    """
+    if frame_type not in CONSOLE_FRAME_ACCESS:  # a frame type nobody said what it needs is refused to everyone
+        raise ActionRefused("forbidden", "This action is not available.")
+    rule, permission = CONSOLE_FRAME_ACCESS[frame_type]
+    if permission is not None and not user.has_perm(permission):
+        raise ActionRefused("forbidden", "You do not have the permission to do that.")
+    if rule is None or user.has_perm(roles.SUPERVISOR_PERMISSION):
+        if rule is not None:
+            Conversation.objects.filter(pk=conversation_id).values("pk").get()  # exists, for the same not_found
+        return
+    status, assignee_id = Conversation.objects.filter(pk=conversation_id).values_list("status", "assignee_id").get()
+    if assignee_id == user.pk or (rule == "queued_or_own" and status == Conversation.Status.QUEUED):
+        return
+    raise ActionRefused("forbidden", "This conversation is neither waiting in the queue nor yours.")
+
+
+def staff_messages_page(*, conversation_id, before_seq: int | None = None) -> tuple[list[dict], bool]:
+    """The latest messages (bot turns and notes included) before `before_seq` (all, if None), oldest first, at most
+    CONSOLE_HISTORY_PAGE of them and CONSOLE_PAGE_MAX_BYTES of JSON; and whether older ones remain."""
+    rows = Message.objects.filter(conversation_id=conversation_id).select_related("author").order_by("-seq")
+    if before_seq is not None:
+        rows = rows.filter(seq__lt=before_seq)
+    limit = settings.CONSOLE_HISTORY_PAGE
+    page, size, has_more = [], 0, False
+    for message in rows[: limit + 1]:
+        data = staff_message_to_dict(message)
+        size += len(json.dumps(data, ensure_ascii=False).encode())
+        if len(page) == limit or (page and size > CONSOLE_PAGE_MAX_BYTES):
+            has_more = True
+            break
+        page.append(data)
+    page.reverse()
+    return page, has_more
+
+
 def conversation_for_staff(*, conversation_id) -> dict:
-    """The whole conversation, bot turns and notes included, with the handoff reason and summary."""
+    """The conversation with its latest page of messages (`has_more`: older ones remain, see staff_messages_page),
+    bot turns and notes included, with the handoff reason and summary."""
     conversation = Conversation.objects.select_related("assignee", "ticket", "site").get(pk=conversation_id)
     ticket = getattr(conversation, "ticket", None)
-    messages = Message.objects.filter(conversation=conversation).select_related("author").order_by("seq")
+    messages, has_more = staff_messages_page(conversation_id=conversation.id)
     return {
         "id": str(conversation.id),
         "status": conversation.status,
@@ -80,7 +181,8 @@ def conversation_for_staff(*, conversation_id) -> dict:
         "reason_label": conversation.get_handoff_reason_display() if conversation.handoff_reason else "",
         "summary": conversation.handoff_summary,
         "assignee": conversation.assignee.get_username() if conversation.assignee_id else None,
-        "messages": [staff_message_to_dict(m) for m in messages],
+        "messages": messages,
+        "has_more": has_more,
         "ticket": {"id": ticket.pk, "status": ticket.status, "priority": ticket.priority, "tags": ticket.tags}
         if ticket
         else None,
@@ -118,8 +220,16 @@ def agents_for_transfer(*, exclude) -> list[str]:
     return sorted(console_users().exclude(pk=exclude.pk).values_list(get_user_model().USERNAME_FIELD, flat=True))
 
 
+def tickets_visible(*, key) -> Q:
+    """Which tickets an API key reads: those of the conversations it reads (chat.api.selectors.conversations_visible),
+    and tickets with no conversation."""
+    conversations = Conversation.objects.filter(chat_api_selectors.conversations_visible(key=key))
+    return Q(conversation__isnull=True) | Q(conversation__in=conversations)
+
+
 def tickets_filter(
     *,
+    visible_to,
     status: str | None = None,
     priority: int | None = None,
     assignee: str | None = None,
@@ -128,7 +238,7 @@ def tickets_filter(
     created_before: datetime.datetime | None = None,
 ) -> QuerySet[Ticket]:
     """Tickets matching every filter given, newest first. `assignee` is a username, `tag` one of the tags."""
-    rows = Ticket.objects.select_related("assignee")
+    rows = Ticket.objects.select_related("assignee").filter(tickets_visible(key=visible_to))
     if status:
         rows = rows.filter(status=status)
     if priority is not None:
@@ -151,15 +261,15 @@ def _tag_regex(tag: str) -> str:
     return rf"(^|,)\s*{literal}\s*(,|$)"
 
 
-def ticket_find(*, ticket_id: int) -> Ticket | None:
-    """The ticket, or None."""
-    return Ticket.objects.select_related("assignee").filter(pk=ticket_id).first()
+def ticket_find(*, ticket_id: int, visible_to) -> Ticket | None:
+    """The ticket, or None (also for one `visible_to` may not read)."""
+    return Ticket.objects.select_related("assignee").filter(tickets_visible(key=visible_to), pk=ticket_id).first()
 
 
-def conversation_export(*, conversation_id: str, with_notes: bool) -> dict | None:
+def conversation_export(*, conversation_id: str, with_notes: bool, visible_to) -> dict | None:
     """A conversation as one document: itself, every message (notes only `with_notes`) and its ticket; None if
-    there is no such conversation."""
-    conversation = chat_api_selectors.conversation_find(conversation_id=conversation_id)
+    there is no such conversation (or `visible_to`, an API key, may not read it)."""
+    conversation = chat_api_selectors.conversation_find(conversation_id=conversation_id, visible_to=visible_to)
     if conversation is None:
         return None
     messages = chat_api_selectors.messages_filter(conversation=conversation, with_notes=with_notes)
@@ -167,7 +277,7 @@ def conversation_export(*, conversation_id: str, with_notes: bool) -> dict | Non
     return {
         "exported_at": timezone.now(),
         "conversation": conversation,
-        "messages": list(messages),
+        "messages": messages,  # a QuerySet, oldest first: the export reads it a batch at a time
         "ticket": ticket,
     }
 

@@ -40,9 +40,14 @@ def ticket_open_for_handoff(*, conversation: Conversation, reason: str) -> Ticke
     ticket, created = Ticket.objects.select_for_update().get_or_create(
         conversation=conversation, defaults={"subject": subject, "status": Ticket.Status.NEW}
     )
-    if not created and ticket.status in (Ticket.Status.RESOLVED, Ticket.Status.CLOSED):
-        ticket.status = Ticket.Status.OPEN
-        ticket.save(update_fields=["status", "updated_at"])
+    if not created:
+        # The customer is back in the queue (after a resolution, or after the bot had the conversation again): the
+        # priority staff gave the earlier handoff was for that one, so it starts over at the default; otherwise a
+        # customer once marked urgent could jump the line at will.
+        if ticket.status in (Ticket.Status.RESOLVED, Ticket.Status.CLOSED):
+            ticket.status = Ticket.Status.OPEN
+        ticket.priority = Ticket._meta.get_field("priority").default
+        ticket.save(update_fields=["status", "priority", "updated_at"])
     # The customer is asked for an email when nobody will answer soon: no agent online, or outside business hours.
     # A left message already has one.
     nobody_now = not agents_available() or (conversation.site_id and not conversation.site.is_open(timezone.now()))

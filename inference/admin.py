@@ -26,7 +26,8 @@ class SystemPromptAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Make the selected version active")
+    # Activating an old version publishes it again: the right to publish (add) a version, which managers have.
+    @admin.action(description="Make the selected version active", permissions=["add"])
     def activate(self, request, queryset):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version.", messages.ERROR)

@@ -1,7 +1,9 @@
 """Read access for integrations: conversations, their messages and the customers' ratings (scope `read`).
 
 Lists are paginated (`?page=&page_size=`) and filtered by query parameters; newest first. Private notes of the
-staff are only shown to keys with the `admin` scope.
+staff are only shown to keys with the `admin` scope. A `read` key sees the widget's conversations and its own API
+sessions (those made with it through /api/v1/chat or /v1/chat/completions), not other keys' sessions: those answer
+404, as an unknown id does. An `admin` key sees every conversation.
 """
 
 from django.http import HttpRequest
@@ -29,9 +31,9 @@ ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 429: ErrorOut}
 ERRORS_404 = {**ERRORS, 404: ErrorOut}
 
 
-def conversation_or_404(conversation_id: str) -> Conversation:
-    """The conversation, or the API's 404 (also for an id that is not a UUID)."""
-    conversation = selectors.conversation_find(conversation_id=conversation_id)
+def conversation_or_404(request: HttpRequest, conversation_id: str) -> Conversation:
+    """The conversation, or the API's 404 (also for an id that is not a UUID, or another key's session)."""
+    conversation = selectors.conversation_find(conversation_id=conversation_id, visible_to=request.auth)
     if conversation is None:
         raise ApiError(404, "not_found", "There is no conversation with this id.")
     return conversation
@@ -45,12 +47,12 @@ def sees_notes(request: HttpRequest) -> bool:
 @router.get("/conversations", response={200: ConversationPage, **ERRORS}, summary="List conversations")
 def conversations_list(request: HttpRequest, filters: Query[ConversationFilters], paging: Query[PageIn]):
     """Conversations matching every filter given, newest first."""
-    return paginate(request, selectors.conversations_filter(**filters.dict()), paging)
+    return paginate(request, selectors.conversations_filter(visible_to=request.auth, **filters.dict()), paging)
 
 
 @router.get("/conversations/{conversation_id}", response={200: ConversationOut, **ERRORS_404}, summary="A conversation")
 def conversation_detail(request: HttpRequest, conversation_id: str):
-    return conversation_or_404(conversation_id)
+    return conversation_or_404(request, conversation_id)
 
 
 @router.get(
@@ -62,7 +64,7 @@ def conversation_messages(
     request: HttpRequest, conversation_id: str, filters: Query[MessageFilters], paging: Query[PageIn]
 ):
     """Oldest first. Bot messages carry how they were generated (`stats`); notes need the admin scope."""
-    conversation = conversation_or_404(conversation_id)
+    conversation = conversation_or_404(request, conversation_id)
     rows = selectors.messages_filter(
         conversation=conversation, after_seq=filters.after_seq, with_notes=sees_notes(request)
     )
@@ -72,4 +74,4 @@ def conversation_messages(
 @router.get("/ratings", response={200: RatingPage, **ERRORS}, tags=["ratings"], summary="List ratings")
 def ratings_list(request: HttpRequest, filters: Query[RatingFilters], paging: Query[PageIn]):
     """The customers' satisfaction ratings (1-5), newest first, with the conversation and its agent."""
-    return paginate(request, selectors.ratings_filter(**filters.dict()), paging)
+    return paginate(request, selectors.ratings_filter(visible_to=request.auth, **filters.dict()), paging)

@@ -8,8 +8,18 @@ from django.db.models import Q, QuerySet
 from chat.models import ApiKey, Conversation, Message, Rating
 
 
+def conversations_visible(*, key: ApiKey | None) -> Q:
+    """Which conversations an API key reads: every one with the admin scope; otherwise the widget's conversations
+    and the key's own API sessions. Another key's sessions belong to that integration (a filter for `Conversation`;
+    `None`, no key: the staff side's own reads, which see everything)."""
+    if key is None or key.allows(ApiKey.Scope.ADMIN):
+        return Q()
+    return Q(api_key=key) | Q(api_key__isnull=True, session_id="")
+
+
 def conversations_filter(
     *,
+    visible_to: ApiKey | None,
     status: str | None = None,
     channel: str | None = None,
     site: str | None = None,
@@ -21,6 +31,7 @@ def conversations_filter(
 ) -> QuerySet[Conversation]:
     """Conversations matching every filter given, newest first. `site` is a site key, `assignee` a username."""
     rows = Conversation.objects.select_related("site", "api_key", "assignee", "rating")
+    rows = rows.filter(conversations_visible(key=visible_to))
     if status:
         rows = rows.filter(status=status)
     if channel:
@@ -42,13 +53,15 @@ def conversations_filter(
     return rows.order_by("-created_at", "-id")
 
 
-def conversation_find(*, conversation_id: str) -> Conversation | None:
-    """The conversation with this id, or None for an unknown id or one that is not a UUID."""
+def conversation_find(*, conversation_id: str, visible_to: ApiKey | None) -> Conversation | None:
+    """The conversation with this id, or None for an unknown id, one that is not a UUID, or one `visible_to` may not
+    read (the same answer: nothing tells another key's session from no conversation)."""
     try:
         pk = uuid.UUID(conversation_id)
     except (ValueError, TypeError, AttributeError):
         return None
-    return Conversation.objects.select_related("site", "api_key", "assignee", "rating").filter(pk=pk).first()
+    rows = Conversation.objects.select_related("site", "api_key", "assignee", "rating")
+    return rows.filter(conversations_visible(key=visible_to), pk=pk).first()
 
 
 def messages_filter(*, conversation: Conversation, after_seq: int = 0, with_notes: bool) -> QuerySet[Message]:
@@ -61,6 +74,7 @@ def messages_filter(*, conversation: Conversation, after_seq: int = 0, with_note
 
 def ratings_filter(
     *,
+    visible_to: ApiKey | None,
     score: int | None = None,
     min_score: int | None = None,
     max_score: int | None = None,
@@ -70,6 +84,7 @@ def ratings_filter(
 ) -> QuerySet[Rating]:
     """Ratings matching every filter given, newest first."""
     rows = Rating.objects.select_related("conversation__assignee", "conversation__site")
+    rows = rows.filter(conversation__in=Conversation.objects.filter(conversations_visible(key=visible_to)))
     if score is not None:
         rows = rows.filter(score=score)
     if min_score is not None:

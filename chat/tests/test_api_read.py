@@ -90,7 +90,7 @@ def test_a_page_past_the_end_is_empty_and_an_invalid_page_is_a_400(reader):
 
 def test_conversations_are_filtered_by_status_channel_site_session_assignee_rating_and_date(reader, site, agent):
     now = timezone.now()
-    api_key, _ = api_key_create(name="shop backend", scopes=["chat"])
+    reader, api_key = client_for(["chat", "read"])  # the sessions are its own: a read key sees no other key's
     widget = conversation_at(now - datetime.timedelta(days=3), site=site, status="resolved", assignee=agent)
     Rating.objects.create(conversation=widget, score=5)
     through_api = conversation_at(now - datetime.timedelta(days=1), api_key=api_key, session_id="cust-7")
@@ -131,7 +131,7 @@ def test_conversations_are_filtered_by_status_channel_site_session_assignee_rati
 
 
 def test_a_listed_conversation_names_its_site_key_agent_and_rating(reader, site, agent):
-    api_key, _ = api_key_create(name="shop backend", scopes=["chat"])
+    reader, api_key = client_for(["chat", "read"])  # the sessions are its own: a read key sees no other key's
     conversation = conversation_at(timezone.now(), site=site, assignee=agent, customer_name="Bo", status="agent")
     Rating.objects.create(conversation=conversation, score=4, comment="quick")
     conversation_at(timezone.now() - datetime.timedelta(minutes=1), api_key=api_key, session_id="s-1")
@@ -144,7 +144,7 @@ def test_a_listed_conversation_names_its_site_key_agent_and_rating(reader, site,
 
 
 def test_listing_conversations_runs_a_bounded_number_of_queries(reader, site, django_assert_max_num_queries):
-    api_key, _ = api_key_create(name="shop backend", scopes=["chat"])
+    reader, api_key = client_for(["chat", "read"])  # the sessions are its own: a read key sees no other key's
     users = get_user_model().objects.bulk_create([get_user_model()(username=f"agent{i}") for i in range(5)])
     for i in range(30):
         conversation = conversation_at(

@@ -5,6 +5,7 @@ import json
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.test import Client
 
 from chat import strings
@@ -221,11 +222,12 @@ def test_only_staff_may_run_the_retrieval_test(client):
     client.login(username="shopper", password="pw-shop-123")
     response = ask(client, question="returns")
     assert response.status_code == 403 and response.json()["error"]["code"] == "forbidden"
-    assert client.get("/playground/").status_code == 302  # the page sends them to sign in
+    assert client.get("/playground/").status_code == 403  # signed in, without the playground permission
 
 
 def test_the_retrieval_test_needs_the_csrf_token(django_user_model):
-    django_user_model.objects.create_user("staff1", password="pw-staff-123", is_staff=True)
+    user = django_user_model.objects.create_user("staff1", password="pw-staff-123", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="use_playground"))
     client = Client(enforce_csrf_checks=True)
     client.login(username="staff1", password="pw-staff-123")
     assert ask(client, question="returns", mode="extractive").status_code == 403

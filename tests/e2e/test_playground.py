@@ -85,6 +85,11 @@ def two_engine_server(production_env, logs_dir):  # generative, as production_en
 @database_sync_to_async
 def make_user(username: str, *, staff: bool = True, publish: bool = True) -> None:
     user = get_user_model().objects.create_user(username, password=f"{username}-pass-123", is_staff=staff)
+    if staff:  # the playground and the prompt it edits need their permissions (any staff account is not enough)
+        user.user_permissions.add(
+            Permission.objects.get(codename="use_playground", content_type__app_label="helpdesk"),
+            Permission.objects.get(codename="view_systemprompt", content_type__app_label="inference"),
+        )
     if publish:
         user.user_permissions.add(
             Permission.objects.get(codename="add_systemprompt", content_type__app_label="inference")
