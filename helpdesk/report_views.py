@@ -40,6 +40,8 @@ REASON_SHORT = {
 EXPORT_BATCH = 500  # CSV lines per chunk when the export streams from an async server
 # What a transcript's "back" link keeps of the drill-down list it was opened from.
 BACK_PARAMS = ("since", "until", "site", "agent", "language", "channel", "metric", "value", "page")
+# Messages per page of a transcript: a conversation of 20,000 messages is read a page at a time, never whole.
+TRANSCRIPT_PAGE = 200
 
 
 # --- Access ---
@@ -445,11 +447,14 @@ def report_transcript(request, conversation_id) -> HttpResponse:
     if conversation is None:
         raise Http404("No such conversation among yours.")
     messages = Message.objects.filter(conversation=conversation).select_related("author").order_by("seq")
+    # `messages` is this page's own parameter: `page` belongs to the list the transcript was opened from.
+    messages_page = Paginator(messages, TRANSCRIPT_PAGE).get_page(request.GET.get("messages"))
     back = {key: value for key, value in request.GET.items() if key in BACK_PARAMS}
     back_url = f"{reverse('reports-conversations')}?{urlencode(back)}" if back.get("metric") else reverse("reports")
     context = {
         "conversation": conversation,
-        "messages": messages,
+        "messages": messages_page,
+        "messages_query": urlencode(back),
         "rating": getattr(conversation, "rating", None),
         "ticket": getattr(conversation, "ticket", None),
         "channel": CHANNEL_LABELS.get(conversation.channel, conversation.channel),

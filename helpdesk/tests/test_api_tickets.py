@@ -112,6 +112,11 @@ def test_a_chat_only_key_may_not_read_tickets():
     assert response.status_code == 403 and response.json()["error"]["code"] == "insufficient_scope"
 
 
+def streamed_json(response):
+    assert response.streaming  # the export is sent as it is read, never built whole
+    return json.loads(b"".join(response.streaming_content))
+
+
 def test_a_conversation_is_exported_as_one_json_attachment_with_its_messages_ticket_and_rating(reader, agent):
     conversation = Conversation.objects.create(customer_name="Bo", status="resolved", assignee=agent, last_seq=3)
     Message.objects.create(conversation=conversation, seq=1, role="customer", content="My parcel is lost")
@@ -125,23 +130,21 @@ def test_a_conversation_is_exported_as_one_json_attachment_with_its_messages_tic
     response = reader.get(f"/api/v1/conversations/{conversation.id}/export")
     assert response.status_code == 200
     assert response["Content-Disposition"] == f'attachment; filename="conversation-{conversation.id}.json"'
-    document = json.loads(response.content)
+    document = streamed_json(response)
     assert document["conversation"]["id"] == str(conversation.id) and document["conversation"]["customer_name"] == "Bo"
     assert document["conversation"]["rating"]["score"] == 2 and document["conversation"]["rating"]["comment"] == "slow"
     assert [(m["seq"], m["role"]) for m in document["messages"]] == [(1, "customer"), (2, "bot")]
     assert document["messages"][1]["stats"]["engine"] == "llamacpp"
     assert document["ticket"]["id"] == ticket.pk and document["ticket"]["subject"] == "Lost parcel"
 
-    with_notes = json.loads(
-        client_for(["read", "admin"]).get(f"/api/v1/conversations/{conversation.id}/export").content
-    )
+    with_notes = streamed_json(client_for(["read", "admin"]).get(f"/api/v1/conversations/{conversation.id}/export"))
     assert [m["role"] for m in with_notes["messages"]] == ["customer", "bot", "note"]
     assert with_notes["messages"][2]["author"] == "ana"
 
 
 def test_a_conversation_without_ticket_or_rating_exports_them_as_null(reader):
     conversation = Conversation.objects.create()
-    document = reader.get(f"/api/v1/conversations/{conversation.id}/export").json()
+    document = streamed_json(reader.get(f"/api/v1/conversations/{conversation.id}/export"))
     assert document["ticket"] is None and document["conversation"]["rating"] is None and document["messages"] == []
 
 
