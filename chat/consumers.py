@@ -24,7 +24,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chat import presence, selectors, services
+from chat import outages, presence, selectors, services
 from chat.frame_limits import CUSTOMER_FRAME_LIMITS, FrameLimitedConsumer
 from chat.metrics import RATE_LIMITED, WEBSOCKETS
 from chat.models import Conversation
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 CLOSE_HELLO_REQUIRED = 4401  # no hello (with a secret) first, or not within CHAT_HELLO_TIMEOUT
 CLOSE_ACCESS_DENIED = 4403  # wrong secret or unknown conversation
-CLOSE_TRY_AGAIN_LATER = 1013  # a backend (database, channel layer) is down; the client reconnects with backoff
+CLOSE_TRY_AGAIN_LATER = outages.CLOSE_TRY_AGAIN_LATER  # a backend is down; the client reconnects with backoff
 
 
 class CustomerConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):

@@ -4,7 +4,7 @@ Django wraps every database driver's errors: OperationalError when the server ca
 connection (and for transient conflicts such as serialization failures), InterfaceError when a connection Django
 still holds was closed under it. Redis raises ConnectionError or TimeoutError (the cache, the rate limits, the
 channel layer). All of them pass by themselves, so the client is told to come back rather than shown a failure:
-HTTP answers 503 with Retry-After, sockets get an error frame and close with 1013 (try again later).
+HTTP answers 503 with Retry-After, sockets get an error frame and close with 4013 (try again later).
 """
 
 import contextlib
@@ -28,7 +28,10 @@ RETRY_AFTER_S = 5
 # Addresses whose clients are programs reading JSON (the REST API, the widget's endpoints).
 JSON_PREFIXES = ("/api/", "/v1/", "/widget/")
 MESSAGE = "The service is briefly unavailable; please try again shortly."
-CLOSE_TRY_AGAIN_LATER = 1013  # websocket close code: the client reconnects with backoff
+# The websocket close code for "try again later". The standard's 1013 cannot be sent: daphne (autobahn) lets an
+# application close with 1000 or 3000-4999 only, and turns anything else into 1011. 4013 mirrors it in the range
+# kept for applications; the widget and the console reconnect with backoff on any code but 4403.
+CLOSE_TRY_AGAIN_LATER = 4013
 SOCKET_MESSAGE = "The chat service is unavailable; reconnecting."
 
 
@@ -70,11 +73,11 @@ def unavailable_response(request: HttpRequest, exc: BaseException) -> HttpRespon
 
 class SocketOutageGuard:
     """ASGI middleware for websockets: a backend outage that escapes a consumer ends the socket with an error frame
-    and 1013, instead of daphne's HTTP 500 at the handshake or 1011 after it.
+    and 4013, instead of daphne's HTTP 500 at the handshake or 1011 after it.
 
     It covers what the consumers cannot catch themselves: channels' AuthMiddleware reads the session and the user
     from the database before any consumer runs, and a channel layer that loses Redis fails in the consumer's own
-    receive loop. Clients reconnect on 1013 with backoff and resume by sequence number.
+    receive loop. Clients reconnect on 4013 with backoff and resume by sequence number.
     """
 
     def __init__(self, app):

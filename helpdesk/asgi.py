@@ -54,7 +54,7 @@ application = EventLoopBindMiddleware(
             "http": BodySizeLimitMiddleware(django_asgi_app),
             # Every socket's Host must be allowed and its address under its cap of sockets (chat.socket_guards);
             # origins are checked per route: site origins for customers (chat), the helpdesk's own for staff.
-            # A database or Redis outage ends a socket with 1013 (try again later), never a 500 (chat.outages).
+            # A database or Redis outage ends a socket with 4013 (try again later), never a 500 (chat.outages).
             "websocket": WebsocketGuardMiddleware(
                 SocketOutageGuard(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
             ),

@@ -229,7 +229,7 @@ async def test_a_bad_client_does_not_disturb_another_conversation(fake_engine, i
     await bad.disconnect()
 
 
-async def test_a_database_failure_while_storing_closes_1013_and_the_resend_after_reconnecting_is_stored_once(
+async def test_a_database_failure_while_storing_closes_4013_and_the_resend_after_reconnecting_is_stored_once(
     conversation, monkeypatch
 ):
     from django.db import OperationalError
@@ -260,7 +260,7 @@ async def test_a_database_failure_while_storing_closes_1013_and_the_resend_after
     await again.disconnect()
 
 
-async def test_an_action_while_the_database_is_down_closes_1013(conversation, monkeypatch):
+async def test_an_action_while_the_database_is_down_closes_4013(conversation, monkeypatch):
     from django.db import InterfaceError
 
     conv, secret = conversation
@@ -272,10 +272,10 @@ async def test_an_action_while_the_database_is_down_closes_1013(conversation, mo
     monkeypatch.setattr(services, "conversation_contact_set", database_down)
     await communicator.send_json_to({"type": "contact", "name": "Ann", "email": "ann@example.com"})
     assert (await communicator.receive_json_from())["code"] == "service_unavailable"
-    assert (await communicator.receive_output())["code"] == 1013
+    assert (await communicator.receive_output())["code"] == 4013
 
 
-async def test_a_redis_outage_escaping_the_consumer_closes_1013_not_1011(conversation, monkeypatch):
+async def test_a_redis_outage_escaping_the_consumer_closes_4013_not_1011(conversation, monkeypatch):
     """What no consumer catches (the auth middleware's session read, the channel layer's receive loop) still ends
     in an error frame and a retry code."""
     import redis.exceptions
@@ -291,7 +291,7 @@ async def test_a_redis_outage_escaping_the_consumer_closes_1013_not_1011(convers
     await communicator.send_json_to({"type": "ping"})
     error = await communicator.receive_json_from()
     assert error["code"] == "service_unavailable" and "10.0.0.7" not in error["message"]
-    assert (await communicator.receive_output())["code"] == 1013
+    assert (await communicator.receive_output())["code"] == 4013
 
 
 @pytest.fixture

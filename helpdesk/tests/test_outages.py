@@ -159,7 +159,7 @@ def test_a_failure_outside_any_view_still_answers_503_for_an_outage_and_500_othe
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_the_console_socket_closes_1013_when_the_session_cannot_be_read(client, monkeypatch):
+async def test_the_console_socket_closes_4013_when_the_session_cannot_be_read(client, monkeypatch):
     """channels' auth middleware reads the session before the consumer runs: an outage there was an HTTP 500."""
     import channels.auth
 
@@ -180,4 +180,4 @@ async def test_the_console_socket_closes_1013_when_the_session_cannot_be_read(cl
     assert connected
     error = await communicator.receive_json_from()
     assert error["code"] == "service_unavailable" and "10.9.8.7" not in error["message"]
-    assert (await communicator.receive_output())["code"] == 1013
+    assert (await communicator.receive_output())["code"] == 4013
