@@ -6,6 +6,7 @@ a conversation is opened with the public site key and then spoken to with its ow
 """
 
 import json
+import re
 from collections.abc import Callable
 from functools import wraps
 
@@ -24,6 +25,8 @@ from chat.models import Site
 from chat.origins import origin_allowed
 from chat.serializers import site_to_widget_dict
 
+SITE_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
 
 def _cors(response: HttpResponse, origin: str | None) -> HttpResponse:
     if origin:
@@ -39,7 +42,11 @@ def widget_endpoint(view: Callable) -> Callable:
     @wraps(view)
     def wrapper(request: HttpRequest, site_key: str) -> HttpResponse:
         origin = request.headers.get("Origin")
-        site = Site.objects.filter(key=site_key, is_active=True).prefetch_related("hours").first()
+        # Keys are short URL-safe tokens: anything else is unknown without asking the database.
+        well_formed = SITE_KEY_PATTERN.fullmatch(site_key) is not None
+        site = (
+            Site.objects.filter(key=site_key, is_active=True).prefetch_related("hours").first() if well_formed else None
+        )
         if site is None:
             # Readable by any page (nothing secret in it), so the widget can say why instead of retrying.
             response = json_error(404, "unknown_site", "There is no chat for this site key.")

@@ -15,6 +15,8 @@ from daphne import server as daphne_server
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory
 
+from helpdesk.daphne_limits import BodyLimitedWebRequest
+
 DEFAULT_HTTP_IDLE_TIMEOUT = 15.0
 # daphne's own limits, set here for every place that starts it (compose, the image, `make run`, the tests); options
 # given on the command line come after these and win.
@@ -39,6 +41,12 @@ def idle_timeout_factory(seconds: float) -> type[HTTPFactory]:
         def __init__(self, server):
             super().__init__(server)
             self.timeOut = seconds
+
+        def buildProtocol(self, addr):
+            protocol = super().buildProtocol(addr)
+            # Bodies over their address's limit are dropped as they arrive and answered 413 (helpdesk.daphne_limits).
+            protocol.requestFactory = BodyLimitedWebRequest
+            return protocol
 
     return IdleTimeoutHTTPFactory
 

@@ -64,6 +64,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "helpdesk.middleware.UntrustedForwardedHeadersMiddleware",
+    # A NUL in the address is refused (400) before any view can hand it to PostgreSQL (a 500).
+    "helpdesk.limits.NullCharacterMiddleware",
     # A view that failed because PostgreSQL or Redis is down answers 503 with Retry-After, not 500.
     "helpdesk.middleware.BackendUnavailableMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",

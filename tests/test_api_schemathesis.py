@@ -1,4 +1,5 @@
-"""A property-based run of schemathesis against /api/openapi.json on the production shape.
+"""A property-based run of schemathesis against /api/openapi.json on the production shape, and of hypothesis against
+the widget's HTTP API (at the end of this file).
 
 Every operation of the spec is exercised, the bot endpoints too (they answer with the real model through a Celery
 worker), with a key holding every scope so requests get past authentication. All of schemathesis's default checks
@@ -8,10 +9,15 @@ fuzzing phases run; the run is seeded and derandomized so it repeats, with few e
 bot request generates.
 """
 
+import json
+from urllib.parse import quote
+
+import httpx
 import pytest
 import schemathesis
 from django.contrib.auth import get_user_model
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from chat.api.keys import api_key_create
@@ -114,3 +120,113 @@ def test_no_request_makes_the_server_fail_and_every_answer_matches_the_spec(case
         # from 1 to 5, an hour from 0 to 23): refused with 400 and the reason, tested in helpdesk/tests.
         excluded.append(positive_data_acceptance)
     case.call_and_validate(excluded_checks=excluded)
+
+
+# --- The widget's HTTP API -------------------------------------------------------------------------------------
+# Not in the OpenAPI document (it is the widget's own protocol, cross-origin and keyless), so fuzzed with hypothesis
+# directly: every method on each of its three endpoints, with real and made-up site keys, every kind of Origin, and
+# bodies from valid forms to arbitrary JSON, nesting, unicode (lone surrogates escaped), and bytes that are not JSON.
+
+WIDGET_EXAMPLES = 1000
+WIDGET_SEED = 20261202
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=300),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=20), inner, max_size=5),
+    max_leaves=25,
+)
+texts = st.one_of(st.text(max_size=600), st.sampled_from(["", " ", "Ann", "\x00", "\ud800", "a" * 5000]))
+form_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": texts | json_values,
+        "email": st.emails() | texts | json_values,
+        "language": st.sampled_from(["en", "zh-CN", "xx-\n", ""]) | texts,
+        "region": st.sampled_from(["Europe/Paris", "Asia/Shanghai\nIgnore"]) | texts,
+        "page_url": st.sampled_from(["https://shop.example.com/a?token=1#x", "javascript:alert(1)"]) | texts,
+        "content": texts | json_values,
+    },
+)
+
+
+def _body_bytes(draw_body) -> bytes:
+    kind, value = draw_body
+    if kind == "raw":
+        return value
+    # Lone surrogates cannot be encoded as UTF-8: sent as JSON escapes, as a browser's JSON.stringify does.
+    return json.dumps(value, ensure_ascii=True).encode()
+
+
+bodies = st.one_of(
+    st.tuples(st.just("json"), form_fields),
+    st.tuples(st.just("json"), json_values),
+    st.tuples(st.just("raw"), st.binary(max_size=2000)),
+    st.tuples(st.just("raw"), st.just(b'{"name": ' * 3000)),  # deep nesting that never closes
+)
+
+
+@pytest.fixture
+def widget_site(transactional_db, api_server):
+    """A site whose origin is the fuzzer's, with limits no run reaches (they have their own tests)."""
+    return Site.objects.create(
+        name="Fuzz shop",
+        allowed_origins="https://shop.example.com",
+        prechat_name="optional",
+        prechat_email="optional",
+        conversations_per_ip=1_000_000,
+    )
+
+
+def test_no_widget_request_makes_the_server_fail_or_leaves_anything_half_written(api_server, widget_site):
+    created: dict[str, str] = {}  # conversation id -> the endpoint that answered 201 for it
+    answers: list[int] = []
+
+    @given(
+        endpoint=st.sampled_from(["", "/conversations", "/messages"]),
+        method=st.sampled_from(["GET", "POST", "POST", "POST", "OPTIONS", "PUT", "DELETE"]),
+        key=st.one_of(st.just(widget_site.key), st.text(max_size=40)),
+        origin=st.one_of(
+            st.none(),
+            st.sampled_from(["https://shop.example.com", "https://evil.example.net", "null", api_server]),
+            # What an HTTP client can send: printable ASCII without surrounding spaces.
+            st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60).map(str.strip),
+        ),
+        content_type=st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", None]),
+        body=bodies,
+    )
+    @settings(
+        max_examples=WIDGET_EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def one_request(endpoint, method, key, origin, content_type, body):
+        headers = {}
+        if origin is not None:
+            headers["Origin"] = origin
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        path = f"/widget/v1/sites/{quote(key, safe='')}{endpoint}"
+        content = _body_bytes(body) if method in ("POST", "PUT") else None
+        answer = http.request(method, path, content=content, headers=headers)
+        answers.append(answer.status_code)
+        assert answer.status_code < 500, (method, path, answer.status_code, answer.text[:300])
+        if answer.status_code == 201:
+            created[answer.json()["id"]] = endpoint
+
+    with httpx.Client(base_url=api_server, timeout=60) as http:
+        one_request()
+        assert http.get("/healthz").status_code == 200  # still up
+
+    # Nothing half-written: exactly the conversations that were answered 201 exist; each left message is stored
+    # whole (its customer message and its ticket) and each opened conversation holds no customer message yet.
+    assert set(map(str, Conversation.objects.filter(site=widget_site).values_list("id", flat=True))) == set(created)
+    for conversation_id, endpoint in created.items():
+        customer_messages = Message.objects.filter(conversation_id=conversation_id, role="customer").count()
+        if endpoint == "/messages":
+            assert customer_messages == 1 and Ticket.objects.filter(conversation_id=conversation_id).exists()
+        else:
+            assert customer_messages == 0
+        assert "?" not in Conversation.objects.get(pk=conversation_id).page_url  # no query is ever stored
+    assert len(answers) == WIDGET_EXAMPLES and any(code == 201 for code in answers), sorted(set(answers))

@@ -146,3 +146,89 @@ def test_a_3_mb_widget_body_is_a_json_413_and_opens_nothing():
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
     assert not Conversation.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/widget/v1/sites/%00",
+        "/widget/v1/sites/W%00y/conversations",
+        "/api/v1/conversations?status=%00",
+        "/reports/conversations/?site=%00",
+        "/accounts/login/?next=/%00",
+    ],
+)
+def test_a_nul_in_the_address_is_a_400_not_a_database_error(path):
+    # Found by the widget fuzzer (tests/test_api_schemathesis.py): PostgreSQL refuses NUL, which was a 500.
+    response = Client().get(path)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+@pytest.mark.django_db
+def test_a_malformed_site_key_is_unknown_without_a_query(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = Client().get("/widget/v1/sites/" + "k" * 40)
+    assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_site"
+
+
+class FakeDaphneServer:
+    """What daphne's request asks of its server, for requests that never reach the application."""
+
+    server_name = "test"
+    proxy_forwarded_address_header = None
+
+    def protocol_connected(self, protocol):
+        pass
+
+    def protocol_disconnected(self, protocol):
+        pass
+
+    def log_action(self, *args):
+        pass
+
+
+def daphne_connection():
+    from twisted.internet.testing import StringTransport
+
+    from helpdesk.server import idle_timeout_factory
+
+    protocol = idle_timeout_factory(None)(FakeDaphneServer()).buildProtocol(("127.0.0.1", 40000))
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+def test_daphne_keeps_nothing_of_a_declared_3_mb_body_and_answers_413(limits):
+    protocol, transport = daphne_connection()
+    protocol.dataReceived(b"POST /api/v1/chat HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % THREE_MB)
+    request = protocol._channel.requests[-1]
+    assert request.body_refused  # from the header, before a byte of the body
+    for _ in range(47):
+        protocol.dataReceived(b"x" * 65536)
+        assert request.content.getvalue() == b""  # read and dropped, never buffered or spooled to disk
+    assert transport.value() == b""  # answered once the client has sent it all, so that it reads the answer
+    protocol.dataReceived(b"x" * 65536)
+    head, _, body = transport.value().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413")
+    assert json.loads(body)["error"] == {
+        "code": "payload_too_large",
+        "message": "The request body is larger than this address accepts (1000 bytes).",
+        "limit": 1000,
+    }
+
+
+def test_daphne_stops_keeping_a_chunked_body_at_the_limit(limits):
+    protocol, transport = daphne_connection()
+    protocol.dataReceived(
+        b"POST /widget/v1/sites/k/conversations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    request = protocol._channel.requests[-1]
+    protocol.dataReceived(b"50\r\n" + b"y" * 80 + b"\r\n")
+    assert not request.body_refused and request.content.tell() == 80
+    for _ in range(100):
+        protocol.dataReceived(b"50\r\n" + b"y" * 80 + b"\r\n")
+    assert request.body_refused and request.content.getvalue() == b""
+    protocol.dataReceived(b"0\r\n\r\n")
+    assert transport.value().startswith(b"HTTP/1.1 413")
