@@ -181,3 +181,12 @@ async def test_the_console_socket_closes_4013_when_the_session_cannot_be_read(cl
     error = await communicator.receive_json_from()
     assert error["code"] == "service_unavailable" and "10.9.8.7" not in error["message"]
     assert (await communicator.receive_output())["code"] == 4013
+
+
+def test_a_hung_postgresql_or_redis_fails_requests_in_seconds_instead_of_holding_them():
+    """libpq and redis-py wait as long as TCP does by default: every request would hang on an unreachable host."""
+    from django.core.cache import cache
+
+    assert connection.get_connection_params()["connect_timeout"] == 5
+    pool = cache._cache._get_connection_pool(write=False)
+    assert pool.connection_kwargs["socket_connect_timeout"] == 2 and pool.connection_kwargs["socket_timeout"] == 5
