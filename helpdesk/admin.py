@@ -44,7 +44,8 @@ class ConversationForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["assignee"].queryset = selectors.console_users()
+        if "assignee" in self.fields:  # absent for staff who may only view conversations (the fields are read-only)
+            self.fields["assignee"].queryset = selectors.console_users()
 
     def clean(self):
         cleaned = super().clean()

@@ -3,8 +3,12 @@
 Client frames: {"type": "claim" | "open", "conversation": id}, {"type": "message" | "note", "conversation", "content",
 "client_id"}, {"type": "hand_back" | "resolve", "conversation"}, {"type": "typing", "conversation", "on": bool}.
 Server frames: "queue" (the whole list: on connect, then every CONSOLE_QUEUE_REFRESH_S), "queue_item" (one entry
-added or changed) and "queue_remove" (it left this agent's list), "conversation" (a whole conversation),
-"message", "note", "delta", "done", "status", "typing", "summary", "suggestion", "error".
+added or changed) and "queue_remove" (it left this agent's list), "conversation" (a conversation with its latest
+page of messages and `has_more`), "history" (an older page), "message", "note", "delta", "done", "status", "typing",
+"summary", "suggestion", "pong", "error".
+Also {"type": "history", "conversation", "before_seq"}: the page of messages before that sequence number;
+{"type": "ping"} answered with "pong". Each frame type has a rate limit (chat.frame_limits), and frames over the
+customer socket's size limit are refused unread.
 Also {"type": "suggest", "conversation"}: the model drafts a reply into the agent's box, to edit before sending;
 {"type": "transfer", "conversation", "to": username}: pass the conversation to another agent;
 {"type": "ticket", "conversation", "status", "priority", "tags"}: edit the conversation's ticket.
@@ -17,9 +21,11 @@ import uuid
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 
 from chat import services as chat_services
+from chat.frame_limits import CONSOLE_FRAME_LIMITS, FrameLimitedConsumer
 from chat.metrics import WEBSOCKETS
 from chat.models import Conversation
 from helpdesk import selectors, services
@@ -30,17 +36,42 @@ CLOSE_FORBIDDEN = 4403
 # The whole queue is sent again this often: waiting times move on, and an announcement the channel layer lost is
 # made good (between refreshes, each change arrives as one entry, with no query per agent).
 CONSOLE_QUEUE_REFRESH_S = 60.0
+# Frequent relays (deltas, typing, queue entries) re-check the agent's right at most this often; every action frame
+# and every relayed message, note or status checks it afresh.
+CONSOLE_RECHECK_S = 1.0
 
 
 def _may_use_console(user) -> bool:
     return user.is_authenticated and user.is_active and user.has_perm("helpdesk.use_console")
 
 
-class AgentConsumer(AsyncWebsocketConsumer):
+class AgentConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
     """Relays an agent's actions to services and the queue's and open conversations' events to the agent."""
 
     refresher: asyncio.Task | None = None
     counted = False  # in helpdesk_websocket_connections{kind="console"}
+    revoked = False  # the agent lost the right to the console: the socket is closing
+    checked_at = 0.0  # when the agent's right was last confirmed (the event loop's clock)
+
+    # The frame types the console accepts and their handlers (receive() dispatches from this table; what each
+    # needs is helpdesk.selectors.CONSOLE_FRAME_ACCESS).
+    FRAME_TYPES = {
+        "claim": "receive_claim",
+        "open": "receive_open",
+        "message": "receive_message",
+        "note": "receive_note",
+        "hand_back": "receive_hand_back",
+        "resolve": "receive_resolve",
+        "typing": "receive_typing",
+        "suggest": "receive_suggest",
+        "transfer": "receive_transfer",
+        "presence": "receive_presence",
+        "ticket": "receive_ticket",
+        "history": "receive_history",
+        "ping": "receive_ping",
+    }
+    frame_limits = CONSOLE_FRAME_LIMITS
+    metric_channel = "console"
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
@@ -48,7 +79,10 @@ class AgentConsumer(AsyncWebsocketConsumer):
         if self.user is None or not await database_sync_to_async(_may_use_console)(self.user):
             await self.close(code=CLOSE_FORBIDDEN)  # refused at the handshake: HTTP 403
             return
+        session = self.scope.get("session")
+        self.session_key = getattr(session, "session_key", None)
         await self.accept()
+        self.checked_at = asyncio.get_running_loop().time()
         WEBSOCKETS.labels(kind="console").inc()
         self.counted = True
         self.presence = await database_sync_to_async(services.presence_connect)(agent=self.user)
@@ -61,6 +95,8 @@ class AgentConsumer(AsyncWebsocketConsumer):
         while True:
             await asyncio.sleep(CONSOLE_QUEUE_REFRESH_S)
             try:
+                if not await self.still_allowed():
+                    return
                 await self.send_queue()
             except Exception:  # the database is down for now: the next refresh tries again
                 logger.exception("could not refresh the queue of %s", self.user)
@@ -82,34 +118,64 @@ class AgentConsumer(AsyncWebsocketConsumer):
     async def send_error(self, code: str, message: str) -> None:
         await self.send_json({"type": "error", "code": code, "message": message})
 
+    async def still_allowed(self, *, max_age_s: float = 0.0) -> bool:
+        """Whether the agent may still use the console (checked again unless confirmed within `max_age_s`); if not,
+        an error frame and the socket closes with 4403."""
+        if self.revoked:
+            return False
+        now = asyncio.get_running_loop().time()
+        if max_age_s and now - self.checked_at < max_age_s:
+            return True
+        try:
+            self.user = await database_sync_to_async(selectors.console_user_current)(
+                user_id=self.user.pk, session_key=self.session_key
+            )
+        except selectors.ConsoleAccessLost as exc:
+            self.revoked = True
+            await self.send_error("access_revoked", f"{exc} Sign in again.")
+            await self.close(code=CLOSE_FORBIDDEN)
+            return False
+        except Exception:  # the database is down for now: nothing is relayed or done until the check passes again
+            logger.exception("could not check the console access of %s", self.user)
+            await self.send_error("service_unavailable", "That did not work; please try again.")
+            return False
+        self.checked_at = now
+        return True
+
     async def send_queue(self) -> None:
         queue = await database_sync_to_async(selectors.queue_for_agent)(agent=self.user)
         await self.send_json({"type": "queue", "conversations": queue})
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        try:
-            frame = json.loads(text_data or "")
-        except (ValueError, RecursionError):
-            return await self.send_error("invalid_json", "The frame is not valid JSON.")
-        if not isinstance(frame, dict):
-            return await self.send_error("invalid_frame", "A frame must be a JSON object with a type.")
-        handler = {
-            "claim": self.receive_claim,
-            "open": self.receive_open,
-            "message": self.receive_message,
-            "note": self.receive_note,
-            "hand_back": self.receive_hand_back,
-            "resolve": self.receive_resolve,
-            "typing": self.receive_typing,
-            "suggest": self.receive_suggest,
-            "transfer": self.receive_transfer,
-            "presence": self.receive_presence,
-            "ticket": self.receive_ticket,
-        }.get(frame.get("type"))
-        if handler is None:
+        frame, problem = None, None
+        if text_data is None:
+            problem = ("invalid_frame", "Frames must be JSON text, not binary.")
+        # Oversized frames are refused before parsing; a message's own limit is checked by its service.
+        elif len(text_data) > settings.CHAT_MAX_MESSAGE_CHARS * 6 + 1024:
+            problem = ("frame_too_large", "The frame is too large.")
+        else:
+            try:
+                frame = json.loads(text_data)
+            except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+                problem = ("invalid_json", "The frame is not valid JSON.")
+            else:
+                if not isinstance(frame, dict):
+                    frame, problem = None, ("invalid_frame", "A frame must be a JSON object with a type.")
+        if not await self.frame_admitted(frame.get("type") if frame is not None else None):
+            return
+        if problem is not None:
+            return await self.send_error(*problem)
+        name = self.FRAME_TYPES.get(frame.get("type")) if isinstance(frame.get("type"), str) else None
+        if name is None:
             return await self.send_error("unknown_type", f"Unknown frame type {str(frame.get('type'))[:40]!r}.")
+        if not await self.still_allowed():
+            return
+        conversation_id = str(frame.get("conversation", ""))
         try:
-            await handler(frame, str(frame.get("conversation", "")))
+            await database_sync_to_async(selectors.console_frame_check)(
+                user=self.user, frame_type=frame["type"], conversation_id=conversation_id
+            )
+            await getattr(self, name)(frame, conversation_id)
         except chat_services.MessageRejected as exc:
             await self.send_error(exc.code, str(exc))
         except chat_services.ActionRefused as exc:
@@ -140,6 +206,21 @@ class AgentConsumer(AsyncWebsocketConsumer):
         )
         data["agents"] = await database_sync_to_async(selectors.agents_for_transfer)(exclude=self.user)
         await self.send_json({"type": "conversation", "conversation": data})
+
+    async def receive_history(self, frame: dict, conversation_id: str) -> None:
+        """An older page of an open conversation: the messages before `before_seq`."""
+        before_seq = frame.get("before_seq")
+        if not isinstance(before_seq, int) or isinstance(before_seq, bool) or not 0 < before_seq < 2**31:
+            return await self.send_error("invalid_frame", "before_seq must be a positive whole number.")
+        messages, has_more = await database_sync_to_async(selectors.staff_messages_page)(
+            conversation_id=conversation_id, before_seq=before_seq
+        )
+        await self.send_json(
+            {"type": "history", "conversation": conversation_id, "messages": messages, "has_more": has_more}
+        )
+
+    async def receive_ping(self, frame: dict, conversation_id: str) -> None:
+        await self.send_json({"type": "pong"})
 
     async def receive_message(self, frame: dict, conversation_id: str) -> None:
         message = await database_sync_to_async(chat_services.message_post_agent)(
@@ -200,10 +281,13 @@ class AgentConsumer(AsyncWebsocketConsumer):
             conversation_id=conversation_id, agent=self.user
         )
 
-    # Events from services: the agents' group and the conversations this agent opened.
+    # Events from services: the agents' group and the conversations this agent opened. Each is relayed only while
+    # the agent may still use the console.
 
     async def queue_entry(self, event: dict) -> None:
         """A conversation changed in the queue (services.queue_announce): add, update or remove it here."""
+        if not await self.still_allowed(max_age_s=CONSOLE_RECHECK_S):
+            return
         entry = event["entry"]
         if entry is not None and selectors.queue_entry_visible_to(entry, self.user.get_username()):
             await self.send_json({"type": "queue_item", "item": entry})
@@ -211,25 +295,37 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await self.send_json({"type": "queue_remove", "conversation": event["conversation"]})
 
     async def chat_message(self, event: dict) -> None:
+        if not await self.still_allowed():
+            return
         await self.send_json(
             {"type": "message", "conversation": event.get("conversation"), "message": event["message"]}
         )
 
     async def staff_note(self, event: dict) -> None:
+        if not await self.still_allowed():
+            return
         await self.send_json({"type": "note", "conversation": event.get("conversation"), "message": event["message"]})
 
     async def chat_delta(self, event: dict) -> None:
+        if not await self.still_allowed(max_age_s=CONSOLE_RECHECK_S):
+            return
         await self.send_json(
             {"type": "delta", "conversation": event.get("conversation"), "seq": event["seq"], "text": event["text"]}
         )
 
     async def chat_done(self, event: dict) -> None:
+        if not await self.still_allowed():
+            return
         await self.send_json({"type": "done", "conversation": event.get("conversation"), "message": event["message"]})
 
     async def chat_withdrawn(self, event: dict) -> None:
+        if not await self.still_allowed():
+            return
         await self.send_json({"type": "withdrawn", "conversation": event.get("conversation"), "seq": event["seq"]})
 
     async def chat_status(self, event: dict) -> None:
+        if not await self.still_allowed():
+            return
         await self.send_json(
             {
                 "type": "status",
@@ -240,15 +336,19 @@ class AgentConsumer(AsyncWebsocketConsumer):
         )
 
     async def chat_typing(self, event: dict) -> None:
+        if not await self.still_allowed(max_age_s=CONSOLE_RECHECK_S):
+            return
         await self.send_json(
             {"type": "typing", "conversation": event.get("conversation"), "role": event["role"], "on": event["on"]}
         )
 
     async def staff_summary(self, event: dict) -> None:
+        if not await self.still_allowed():
+            return
         await self.send_json({"type": "summary", "conversation": event["conversation"], "summary": event["summary"]})
 
     async def staff_suggestion(self, event: dict) -> None:
-        if event["for"] == self.user.get_username():
+        if event["for"] == self.user.get_username() and await self.still_allowed():
             await self.send_json({"type": "suggestion", "conversation": event["conversation"], "text": event["text"]})
 
     async def chat_contact_request(self, event: dict) -> None:
