@@ -14,7 +14,9 @@ from collections.abc import Awaitable, Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import JsonResponse
+from django.views import defaults
 
 Scope = dict
 Message = dict
@@ -148,3 +150,13 @@ class NullCharacterMiddleware:
 
     async def __acall__(self, request):
         return self._refusal(request) or await self.get_response(request)
+
+
+def bad_request(request, exception=None):
+    """handler400: a body over Django's own cap (DATA_UPLOAD_MAX_MEMORY_SIZE, DATA_UPLOAD_MAX_NUMBER_FIELDS), which
+    Django reports as a "suspicious" 400 wherever it is read (a view, the CSRF middleware reading a form), is the
+    413 of the JSON error format; any other bad request is Django's own 400 page."""
+    if isinstance(exception, (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)):
+        message = "The request body is too large."
+        return JsonResponse({"error": {"code": "payload_too_large", "message": message}}, status=413)
+    return defaults.bad_request(request, exception)

@@ -7,6 +7,8 @@ from helpdesk.api import api
 
 # A failure outside any view (a middleware's query while PostgreSQL is down) still answers 503, not 500.
 handler500 = "helpdesk.views.server_error"
+# A body over Django's own cap, read by any view or middleware, answers 413 rather than a "suspicious" 400.
+handler400 = "helpdesk.limits.bad_request"
 
 urlpatterns = [
     # Sign-in and password reset are throttled (helpdesk.login_throttle): these come before the stock views.

@@ -5,6 +5,7 @@ import json
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
+from django.contrib.auth import get_user_model
 from django.test import Client
 
 from chat.api.keys import api_key_create
@@ -232,3 +233,16 @@ def test_daphne_stops_keeping_a_chunked_body_at_the_limit(limits):
     assert request.body_refused and request.content.getvalue() == b""
     protocol.dataReceived(b"0\r\n\r\n")
     assert transport.value().startswith(b"HTTP/1.1 413")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/accounts/login/", "/playground/generate", "/admin/login/"])
+def test_a_body_over_djangos_own_cap_is_413_wherever_it_is_read(path, settings):
+    # Read by the CSRF middleware (forms) or by the view (the playground's JSON): Django's answer was a 400 page.
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    user = get_user_model().objects.create_superuser("boss", "boss@example.com", "pw-boss-123")
+    client = Client()
+    client.force_login(user)
+    response = client.post(path, data="username=" + "x" * 5000, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
