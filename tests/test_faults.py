@@ -274,6 +274,10 @@ async def test_redis_restarted_mid_stream_loses_and_doubles_nothing(private_redi
         await bob.send({"type": "message", "content": "How long does standard shipping take?", "client_id": "bob-1"})
         await bob.until(lambda f: f["type"] == "ack", timeout=10)  # accepted, queued behind Ann's reply
 
+        streaming = await database_sync_to_async(
+            Message.objects.filter(conversation_id=first["id"], role="bot", state="streaming").exists
+        )()
+        assert streaming  # the restart lands mid-stream
         redis_server.restart(down_s=1.0)
 
         for customer in (ann, bob):
@@ -335,6 +339,9 @@ async def test_redis_restarted_mid_stream_loses_and_doubles_nothing(private_redi
         seqs = [m["seq"] for m in reopened["messages"]]
         assert seqs == sorted(set(seqs)) and {1, 2} <= set(seqs), seqs
         assert "reply_generate_task" in worker.output()
+        # Both tasks were acknowledged across the restart: nothing is left in Redis to be delivered a second time.
+        queue = env["CELERY_QUEUE"]
+        _until(lambda: redis_server.cli("HLEN", "unacked") == "0" and redis_server.cli("LLEN", queue) == "0", 10)
     finally:
         web.stop()
         worker.stop()
