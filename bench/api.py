@@ -5,7 +5,7 @@ model, then measures, for the same prompts:
 - time to the first token over the websocket (the widget's path), over SSE from POST /api/v1/chat, and over SSE
   from POST /v1/chat/completions (OpenAI's stream), median of --rounds;
 - requests per second and latency of GET /v1/models (API key check + two rate-limit counters in Redis) against
-  GET /healthz (no key, one database query), with --concurrency clients for --seconds each.
+  GET /healthz (no key, no query: liveness only), with --concurrency clients for --seconds each.
 
     .venv/bin/python bench/api.py
 """
