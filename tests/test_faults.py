@@ -128,10 +128,15 @@ async def test_postgresql_stopped_answers_503_and_retry_codes_then_recovers_by_i
         await customer.send(json.dumps({"type": "message", "content": "Are you there?", "client_id": "m-1"}))
         frames, code = await _closed_with(customer)
         assert [f["code"] for f in frames] == ["service_unavailable"] and code == CLOSE_TRY_AGAIN_LATER
-        # New sockets, the customer's and the console's (whose session cannot be read): the same.
-        for path, headers in ((conversation["websocket"], {}), ("/ws/console/", staff)):
-            ws = await connect(_ws_url(base_url, path), origin=base_url, additional_headers=headers, open_timeout=10)
-            if path != "/ws/console/":  # refused at connect (the origin check reads the sites) or at the hello
+        # New sockets: the customer's from a page (its origin check reads the sites) and from a program (no Origin:
+        # refused at the hello), and the console's (whose session cannot be read): the same.
+        for path, headers, origin in (
+            (conversation["websocket"], {}, base_url),
+            (conversation["websocket"], {}, None),
+            ("/ws/console/", staff, base_url),
+        ):
+            ws = await connect(_ws_url(base_url, path), origin=origin, additional_headers=headers, open_timeout=10)
+            if path != "/ws/console/":
                 with contextlib.suppress(ConnectionClosed):
                     await ws.send(json.dumps({"type": "hello", "secret": conversation["secret"], "last_seq": 0}))
             frames, code = await _closed_with(ws)
