@@ -13,6 +13,7 @@ from pydantic import BeforeValidator
 from chat.api.auth import read_auth
 from chat.api.errors import ApiError
 from chat.api.read import ERRORS
+from chat.api.selectors import conversations_visible
 from helpdesk import reports
 
 router = Router(auth=read_auth, tags=["reports"])
@@ -101,6 +102,9 @@ def reports_conversations(request: HttpRequest, query: Query[DrillQuery]):
         )
     except reports.ReportError as exc:
         raise ApiError(400, "invalid_request", str(exc)) from exc
+    # The rows name conversations: a read key lists the ones it may read (not other keys' API sessions), as the
+    # conversation endpoints do. The summary's figures are counts, over every conversation.
+    rows = rows.filter(conversations_visible(key=request.auth))
     response = StreamingHttpResponse(reports.export_csv(rows), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="conversations-{filters.since}-{filters.until}.csv"'
     return response

@@ -335,3 +335,17 @@ def test_a_reopened_conversation_does_not_bring_back_the_old_urgent_priority():
     chat_services.conversation_hand_off(conversation_id=conversation.id, reason=HandoffReason.CUSTOMER_REQUEST)
     ticket = Ticket.objects.get(conversation=conversation)
     assert ticket.status == Ticket.Status.OPEN and ticket.priority == Ticket.Priority.NORMAL
+
+
+def test_a_read_key_lists_no_other_keys_sessions_in_the_report_export(settings):
+    settings.API_RATE_LIMIT_PER_IP = 100_000
+    _mine, my_raw = api_key_create(name="mine", scopes=["read"])
+    theirs, _ = api_key_create(name="theirs", scopes=["chat"])
+    other = chat_services.conversation_for_api_session(api_key=theirs, session_id="s1")
+    widget, _ = chat_services.conversation_start(customer_name="Li Lei")
+    for conversation in (other, widget):  # the reports count conversations in which a customer wrote
+        chat_services.message_post_customer(conversation_id=conversation.id, content="Hello")
+    csv = b"".join(
+        Client(headers={"Authorization": f"Bearer {my_raw}"}).get("/api/v1/reports/conversations").streaming_content
+    ).decode()
+    assert str(widget.id) in csv and str(other.id) not in csv
