@@ -12,6 +12,12 @@ customer socket's size limit are refused unread.
 Also {"type": "suggest", "conversation"}: the model drafts a reply into the agent's box, to edit before sending;
 {"type": "transfer", "conversation", "to": username}: pass the conversation to another agent;
 {"type": "ticket", "conversation", "status", "priority", "tags"}: edit the conversation's ticket.
+
+The handshake checks the console permission, and so does every frame and relayed event after it (reloading the user
+and their session: a sign-out, deactivation or removal from the agents ends the socket with an "access_revoked"
+error and close code 4403). Each frame's rule on the conversation it names (queued or the agent's own; supervisors
+any; the ticket permission for `ticket`) is helpdesk.selectors.CONSOLE_FRAME_ACCESS; a refusal is a "forbidden"
+error and the socket stays open.
 """
 
 import asyncio
