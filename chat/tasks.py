@@ -12,8 +12,19 @@ pool; the threads pool the generation workers use cannot stop a thread, so there
 from celery import shared_task
 from django.conf import settings
 
+from chat.outages import BACKEND_UNAVAILABLE
+
 # Beyond the engine's deadlines: reading the history, trimming the prompt, storing and publishing the reply.
 BOOKKEEPING_S = 30
+# A reply whose database (or Redis) is down is tried again, waiting 2, 4, 8 ... up to 60 s in between, for about
+# half an hour: acknowledged and dropped instead, the customer's stored message would never be answered.
+OUTAGE_RETRY = {
+    "autoretry_for": BACKEND_UNAVAILABLE,
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 30,
+}
 
 
 def generation_time_limits() -> dict:
@@ -22,7 +33,7 @@ def generation_time_limits() -> dict:
     return {"soft_time_limit": hard - BOOKKEEPING_S / 2, "time_limit": hard}
 
 
-@shared_task(acks_late=True, ignore_result=True, **generation_time_limits())
+@shared_task(acks_late=True, ignore_result=True, **OUTAGE_RETRY, **generation_time_limits())
 def reply_generate_task(message_id: int, overrides: dict | None = None) -> None:
     """Generate the bot's reply to a customer message. Idempotent: a redelivered task resumes or skips."""
     from chat.reply import reply_generate
@@ -38,7 +49,7 @@ def completion_generate_task(job: dict) -> None:
     completion_generate(CompletionJob(**job))
 
 
-@shared_task(acks_late=True, ignore_result=True, **generation_time_limits())
+@shared_task(acks_late=True, ignore_result=True, **OUTAGE_RETRY, **generation_time_limits())
 def handoff_summary_task(conversation_id: str) -> None:
     """Write the summary of a handed-off conversation for the agents."""
     from chat.assist import handoff_summary_generate

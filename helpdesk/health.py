@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import kombu
 import redis
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -72,9 +73,7 @@ def _broker() -> None:
     url = settings.CELERY_BROKER_URL
     if url.startswith(("redis://", "rediss://")):
         return _redis_ping(url)
-    from helpdesk.celery import app  # other brokers: kombu's own connection, tried once
-
-    with app.connection_for_write() as broker:
+    with kombu.Connection(url, connect_timeout=CHECK_TIMEOUT_S) as broker:  # other brokers: kombu's, tried once
         broker.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT_S)
 
 
