@@ -340,6 +340,22 @@ class AgentConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
                 "assignee": event.get("assignee"),
             }
         )
+        await self.follow_only_if_allowed(event.get("conversation"))
+
+    async def follow_only_if_allowed(self, conversation_id) -> None:
+        """A conversation this agent opened changed hands: if they may no longer read it (another agent took it),
+        its events stop coming here, as an `open` would now be refused."""
+        try:
+            await database_sync_to_async(selectors.console_frame_check)(
+                user=self.user, frame_type="open", conversation_id=conversation_id
+            )
+        except chat_services.ActionRefused:
+            conversation = Conversation(id=uuid.UUID(str(conversation_id)))
+            for group in (conversation.group_name, conversation.staff_group_name):
+                self.open_groups.discard(group)
+                await self.channel_layer.group_discard(group, self.channel_name)
+        except Exception:  # the database is down for now: the next change (or a reconnect) decides
+            logger.exception("could not check who may follow conversation %s", conversation_id)
 
     async def chat_typing(self, event: dict) -> None:
         if not await self.still_allowed(max_age_s=CONSOLE_RECHECK_S):

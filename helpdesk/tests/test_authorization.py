@@ -2,6 +2,8 @@
 every console frame and relay, object-level checks on conversations, the ticket and playground permissions, the
 admin group and admin actions, API keys reading only their own sessions, and reopened tickets' priority."""
 
+import contextlib
+
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -15,7 +17,7 @@ from django.test import Client, RequestFactory
 from chat import services as chat_services
 from chat.api.keys import api_key_create
 from chat.models import ApiKey, Conversation, HandoffReason, Rating
-from helpdesk import consumers
+from helpdesk import consumers, services
 from helpdesk.asgi import application
 from helpdesk.models import Ticket
 from inference import services as bot_services
@@ -349,3 +351,22 @@ def test_a_read_key_lists_no_other_keys_sessions_in_the_report_export(settings):
         Client(headers={"Authorization": f"Bearer {my_raw}"}).get("/api/v1/reports/conversations").streaming_content
     ).decode()
     assert str(widget.id) in csv and str(other.id) not in csv
+
+
+async def test_an_agent_stops_receiving_a_conversation_once_another_agent_takes_it():
+    ann = await database_sync_to_async(staff)("ann", groups=["agent"])
+    bob = await database_sync_to_async(staff)("bob", groups=["agent"])
+    conversation = await database_sync_to_async(queued)()
+    console = await console_of(bob)
+    await console.send(type="open", conversation=str(conversation.id))  # reading the queue is allowed
+    await console.next("conversation")
+    await database_sync_to_async(services.conversation_claim)(conversation_id=conversation.id, agent=ann)
+    assert (await console.next("status"))["assignee"] == "ann"
+    await database_sync_to_async(chat_services.message_post_customer)(
+        conversation_id=conversation.id, content="my address is 1 Main St"
+    )
+    relayed = []
+    with contextlib.suppress(TimeoutError):
+        while True:
+            relayed.append((await console.socket.receive_json_from(1))["type"])
+    assert "message" not in relayed
