@@ -283,6 +283,7 @@ async def test_redis_restarted_mid_stream_loses_and_doubles_nothing(private_redi
             Message.objects.filter(conversation_id=first["id"], role="bot", state="streaming").exists
         )()
         assert streaming  # the restart lands mid-stream
+        assert redis_server.cli("LLEN", env["CELERY_QUEUE"]) == "1"  # Bob's reply waits in Redis's queue
         redis_server.restart(down_s=1.0)
 
         for customer in (ann, bob):
