@@ -526,7 +526,7 @@ def admin_rows() -> dict[tuple[str, str], dict]:
 
 @pytest.fixture
 def world(settings) -> World:
-    settings.API_RATE_LIMIT_PER_IP = 1_000_000
+    settings.API_RATE_LIMIT_PER_IP = settings.API_RATE_LIMIT_PER_KEY = 1_000_000
     # The matrix makes many requests from one address: the throttles have their own tests.
     settings.LOGIN_FAILURES_PER_ADDRESS = settings.LOGIN_FAILURES_PER_USERNAME = 1_000_000
     settings.PASSWORD_RESET_PER_ADDRESS = 1_000_000
