@@ -248,7 +248,7 @@ class AgentConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
         )
 
     async def receive_resolve(self, frame: dict, conversation_id: str) -> None:
-        await database_sync_to_async(chat_services.conversation_resolve)(
+        await database_sync_to_async(services.conversation_resolve_by_staff)(
             conversation_id=conversation_id, agent=self.user
         )
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from chat import broadcast
 from chat import services as chat_services
 from chat.models import Conversation, HandoffReason
-from helpdesk import selectors
+from helpdesk import roles, selectors
 from helpdesk.models import AgentPresence, Ticket, Webhook
 from helpdesk.webhooks import webhook_conversation_event_emit
 
@@ -82,6 +82,13 @@ def conversation_claim(*, conversation_id, agent, enforce_capacity: bool = True)
     conversation = Conversation.objects.select_related("site", "assignee").get(pk=conversation_id)
     webhook_conversation_event_emit(event=Webhook.Event.CLAIMED, conversation=conversation, agent=agent)
     return True
+
+
+def conversation_resolve_by_staff(*, conversation_id, agent) -> None:
+    """Resolve from the console: the assignee (or anyone, while no one holds it) may, and a supervisor (a manager,
+    an admin) may resolve any conversation, as they can in the admin."""
+    supervising = agent.has_perm(roles.SUPERVISOR_PERMISSION)
+    chat_services.conversation_resolve(conversation_id=conversation_id, agent=None if supervising else agent)
 
 
 def _console_user(username: str):

@@ -330,11 +330,11 @@ CONSOLE_FRAMES = {
     "claim": console_row("conversation", agent_other="conversation"),  # a queued conversation: anyone may claim it
     "open": console_row("conversation"),
     "history": console_row("history"),
-    # Only the assignee replies, hands back, resolves and transfers (chat's rule, for supervisors too: a manager
-    # does those in the admin).
+    # Only the assignee replies, hands back and transfers (chat's rule, for supervisors too: a manager does those in
+    # the admin); a supervisor may resolve any conversation.
     "message": console_row("ack", supervisors="error:not_assigned"),
     "hand_back": console_row("ok", supervisors="error:not_assigned"),
-    "resolve": console_row("ok", supervisors="error:not_assigned"),
+    "resolve": console_row("ok"),
     "transfer": console_row("ok", supervisors="error:not_assigned"),
     "note": console_row("ok"),
     "typing": console_row("ok"),
