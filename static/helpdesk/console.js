@@ -10,6 +10,14 @@
   const queue = new Map();  // conversation id -> queue entry, with `since` (ms) for its waiting time
   const rendered = new Map();  // seq -> {li, body}
   let typingTimer = null, typingSent = false, customerTypingTimer = null;
+  // A long conversation opens with its latest messages; this asks for the page before the oldest one shown.
+  const earlierButton = document.createElement("button");
+  earlierButton.type = "button";
+  earlierButton.id = "btn-earlier";
+  earlierButton.className = "secondary";
+  earlierButton.textContent = "Load earlier messages";
+  earlierButton.hidden = true;
+  logEl.before(earlierButton);
 
   function send(frame) { if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame)); }
   function showError(text) { $("conv-error").textContent = text; $("conv-error").hidden = !text; }
@@ -52,7 +60,7 @@
     if ("Notification" in window && Notification.permission === "granted") new Notification("Helpdesk", {body: text});
   }
 
-  function renderMessage(message) {
+  function renderMessage(message, keepScroll) {
     let item = rendered.get(message.seq);
     if (!item) {
       const li = document.createElement("li");
@@ -72,7 +80,20 @@
     item.meta.textContent = who[message.role] || "";
     item.body.textContent = message.content;
     renderAbout(item.about, message);
-    logEl.scrollTop = logEl.scrollHeight;
+    if (!keepScroll) logEl.scrollTop = logEl.scrollHeight;
+  }
+
+  function setHasMore(hasMore) {
+    earlierButton.hidden = !hasMore;
+    earlierButton.disabled = false;
+  }
+
+  // An older page: its messages go above those shown, and the view stays where the agent was reading.
+  function renderHistory(frame) {
+    const fromBottom = logEl.scrollHeight - logEl.scrollTop;
+    frame.messages.forEach((m) => renderMessage(m, true));
+    logEl.scrollTop = logEl.scrollHeight - fromBottom;
+    setHasMore(frame.has_more);
   }
 
   // How a finished bot reply was made, and the knowledge-base articles it rests on.
@@ -147,7 +168,8 @@
     $("conv-origin").textContent = [conv.site, conv.page_url, conv.region, conv.language].filter(Boolean).join(" · ");
     $("conv-reason").textContent = conv.reason_label ? "Handed off: " + conv.reason_label + "." : "";
     $("conv-summary").textContent = conv.summary || "";
-    conv.messages.forEach(renderMessage);
+    conv.messages.forEach((m) => renderMessage(m));
+    setHasMore(conv.has_more);
     renderTicket(conv.ticket);
     fillSelect($("canned"), "Canned…", (conv.canned || []).map((c) => [c.text, c.title + (c.shortcut ? " (/" + c.shortcut + ")" : "")]));
     fillSelect($("transfer-to"), "Transfer to…", (conv.agents || []).map((a) => [a, a]));
@@ -195,6 +217,7 @@
         case "queue_item": queueUpdate([frame.item], false); break;
         case "queue_remove": queue.delete(frame.conversation); renderQueue(); break;
         case "conversation": renderConversation(frame.conversation); showError(""); break;
+        case "history": if (forCurrent(frame)) renderHistory(frame); break;
         case "message": case "done": case "note": if (forCurrent(frame)) renderMessage(frame.message); break;
         case "delta":
           if (forCurrent(frame) && rendered.has(frame.seq)) rendered.get(frame.seq).body.textContent += frame.text;
@@ -225,7 +248,12 @@
             if (frame.text) { input.value = frame.text; input.focus(); } else showError("No suggestion this time.");
           }
           break;
-        case "error": showError(frame.message); break;
+        case "error":
+          // A typing signal refused for its rate is worth nothing later: drop it, say nothing.
+          if (frame.code === "rate_limited" && frame.for === "typing") break;
+          if (frame.code === "rate_limited" && frame.for === "history") earlierButton.disabled = false;
+          showError(frame.message);
+          break;
       }
     };
     socket.onclose = () => {
@@ -239,6 +267,12 @@
     typingSent = false;
   }
 
+  earlierButton.addEventListener("click", () => {
+    const seqs = [...rendered.keys()];
+    if (!current || !seqs.length) return;
+    earlierButton.disabled = true;  // until the page arrives
+    send({type: "history", conversation: current.id, before_seq: Math.min(...seqs)});
+  });
   $("btn-claim").addEventListener("click", () => send({type: "claim", conversation: current.id}));
   $("canned").addEventListener("change", (ev) => {
     if (ev.target.value) { input.value = ev.target.value; input.focus(); }
