@@ -169,7 +169,6 @@ def test_an_unknown_or_malformed_conversation_id_is_a_json_404(reader):
     for path in (
         f"/api/v1/conversations/{uuid.uuid4()}",
         "/api/v1/conversations/not-a-uuid",
-        "/api/v1/conversations/%00",
         f"/api/v1/conversations/{uuid.uuid4()}/messages",
         "/api/v1/conversations/12345/messages",
     ):
@@ -177,6 +176,9 @@ def test_an_unknown_or_malformed_conversation_id_is_a_json_404(reader):
         assert response.status_code == 404, path
         assert response["Content-Type"] == "application/json"
         assert response.json()["error"]["code"] == "not_found"
+    # A NUL cannot reach PostgreSQL: refused as a bad address before any view (helpdesk.limits).
+    response = reader.get("/api/v1/conversations/%00")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request"
 
 
 def test_an_unknown_address_under_the_api_is_a_json_404(reader):
