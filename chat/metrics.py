@@ -85,7 +85,7 @@ FACT_GUARD = Counter(
 RATE_LIMITED = Counter(
     "helpdesk_rate_limited_total",
     "Requests refused by a rate limit: channel api (limit ip, key, messages), widget (conversations), "
-    "socket (messages)",
+    "socket (messages, and each customer frame type: chat.frame_limits), console (each console frame type)",
     ["channel", "limit"],
 )
 
