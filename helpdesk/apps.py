@@ -10,9 +10,10 @@ class HelpdeskConfig(AppConfig):
 
         from chat import availability
         from helpdesk import checks, receivers  # noqa: F401  (registers the checks, connects the receivers)
-        from helpdesk.roles import admin_group_sync_after_migrate
+        from helpdesk.roles import roles_sync_after_migrate
         from helpdesk.services import agents_available
 
         availability.agents_available_register(agents_available)
-        # Connected after django.contrib.auth's own receiver, which creates each app's permissions first.
-        post_migrate.connect(admin_group_sync_after_migrate, dispatch_uid="helpdesk.admin_group_sync")
+        # Connected after django.contrib.auth's own receiver, which creates each app's permissions first; for this
+        # app, the last in INSTALLED_APPS, so every other app's permissions exist too.
+        post_migrate.connect(roles_sync_after_migrate, sender=self, dispatch_uid="helpdesk.roles_sync")

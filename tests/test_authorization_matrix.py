@@ -46,8 +46,8 @@ from inference.models import FallbackRule
 from inference.services import system_prompt_publish
 from knowledge.services import ArticleInput, article_save
 
-# The roles come from migrations: serialized_rollback puts them back after a socket test flushes the database.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+# The roles come back after each flush (helpdesk.roles syncs them after every migrate and flush).
+pytestmark = pytest.mark.django_db(transaction=True)
 
 PASSWORD = "pw-matrix-123"
 SITE_ORIGIN = "https://shop.example"

@@ -22,8 +22,8 @@ from helpdesk.asgi import application
 from helpdesk.models import Ticket
 from inference import services as bot_services
 
-# The roles (groups) come from migrations: serialized_rollback puts them back after each test flushes the database.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+# The roles (groups) come back after each flush (helpdesk.roles syncs them after every migrate and flush).
+pytestmark = pytest.mark.django_db(transaction=True)
 
 PASSWORD = "pw-staff-123"
 
@@ -263,6 +263,34 @@ def test_migrate_gives_the_admin_group_the_permissions_of_new_models():
     new = Permission.objects.create(content_type=content_type, codename="brand_new", name="A later model's")
     call_command("migrate", verbosity=0)
     assert Group.objects.get(name="admin").permissions.filter(pk=new.pk).exists()
+
+
+def test_the_roles_are_what_the_migrations_made_and_come_back_after_a_flush():
+    """helpdesk.roles.DEFAULT_ROLES is the one table of a new install's roles: what the migrations granted, and what
+    a flushed database gets back from the post_migrate sync."""
+    import importlib
+
+    from helpdesk.roles import DEFAULT_ROLES
+
+    roles, reports, hardening = (
+        importlib.import_module(f"helpdesk.migrations.{name}")
+        for name in ("0003_roles", "0008_reports_permission", "0009_authorization")
+    )
+    migrated = {name: set(codes) for name, codes in roles.ROLES.items()}
+    migrated["manager"].add("helpdesk.view_reports")
+    assert "manager" in reports.GROUPS
+    for name, codes in hardening.GRANTS.items():
+        migrated[name] |= set(codes)
+    assert migrated == {name: set(codes) for name, codes in DEFAULT_ROLES.items()}
+
+    def held(name):
+        return {f"{p.content_type.app_label}.{p.codename}" for p in Group.objects.get(name=name).permissions.all()}
+
+    Group.objects.all().delete()
+    call_command("flush", verbosity=0, interactive=False)
+    for name, codes in DEFAULT_ROLES.items():
+        assert held(name) == set(codes), name
+    assert Group.objects.get(name="admin").permissions.count() == Permission.objects.count()
 
 
 # 5. Admin actions declare the permissions they need: nobody with only the view permission runs one.
