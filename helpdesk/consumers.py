@@ -235,7 +235,9 @@ class AgentConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
             content=frame.get("content"),
             client_id=str(frame.get("client_id", "")),
         )
-        await self.send_json({"type": "ack", "conversation": conversation_id, "seq": message.seq})
+        await self.send_json(
+            {"type": "ack", "conversation": conversation_id, "seq": message.seq, "client_id": message.client_id}
+        )
 
     async def receive_note(self, frame: dict, conversation_id: str) -> None:
         await database_sync_to_async(chat_services.note_post)(

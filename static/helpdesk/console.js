@@ -10,6 +10,7 @@
   const queue = new Map();  // conversation id -> queue entry, with `since` (ms) for its waiting time
   const rendered = new Map();  // seq -> {li, body}
   let typingTimer = null, typingSent = false, customerTypingTimer = null;
+  let pendingReply = null;  // {clientId, content} of the reply sent and not yet acknowledged
   // A long conversation opens with its latest messages; this asks for the page before the oldest one shown.
   const earlierButton = document.createElement("button");
   earlierButton.type = "button";
@@ -248,15 +249,23 @@
             if (frame.text) { input.value = frame.text; input.focus(); } else showError("No suggestion this time.");
           }
           break;
+        case "ack":
+          if (pendingReply && frame.client_id === pendingReply.clientId) {
+            if (input.value.trim() === pendingReply.content) { input.value = ""; stopTyping(); }
+            pendingReply = null;
+          }
+          break;
         case "error":
           // A typing signal refused for its rate is worth nothing later: drop it, say nothing.
           if (frame.code === "rate_limited" && frame.for === "typing") break;
+          pendingReply = null;  // a reply waiting for its ack was not taken: it is still in the box, to send again
           if (frame.code === "rate_limited" && frame.for === "history") earlierButton.disabled = false;
           showError(frame.message);
           break;
       }
     };
     socket.onclose = () => {
+      pendingReply = null;
       $("connection").textContent = "Reconnecting…";
       setTimeout(connect, Math.min(10000, 500 * 2 ** retry++));
     };
@@ -287,10 +296,14 @@
   $("reply-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const content = input.value.trim();
-    if (!content || !current) return;
-    send({type: "message", conversation: current.id, content, client_id: crypto.randomUUID ? crypto.randomUUID() : String(Date.now())});
-    input.value = "";
-    stopTyping();
+    if (!content || !current || pendingReply) return;
+    if (!socket || socket.readyState !== WebSocket.OPEN) {
+      showError("Not connected: your reply stays in the box; send it again once the console is online.");
+      return;
+    }
+    // The reply stays in the box until the server acknowledges it: an error or a lost connection loses nothing.
+    pendingReply = {clientId: crypto.randomUUID ? crypto.randomUUID() : String(Date.now()), content};
+    send({type: "message", conversation: current.id, content, client_id: pendingReply.clientId});
   });
   $("btn-note").addEventListener("click", () => {
     const content = input.value.trim();
