@@ -1,5 +1,8 @@
 """Fixtures shared by every app's tests."""
 
+import asyncio
+import asyncio.runners
+
 import pytest
 from django.conf import settings as django_settings
 
@@ -48,3 +51,30 @@ def artifacts_dir():
     path = django_settings.BASE_DIR / "artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+def _cancel_all_tasks_until_done(loop) -> None:
+    """asyncio.runners._cancel_all_tasks, cancelling again until every task has finished (for at most 30 s).
+
+    A channels-redis receive that a test's consumer leaves running can swallow one cancellation: redis-py's blocking
+    read turns it into a timeout and channels-redis reads again. The stock teardown cancels once, then waits for
+    ever (seen as a rare hang after a socket test). Cancelling again reaches the next read.
+    """
+    tasks = asyncio.all_tasks(loop)
+    if tasks:
+
+        async def settle() -> None:
+            pending = set(tasks)
+            for _ in range(60):
+                for task in pending:
+                    task.cancel()
+                _done, pending = await asyncio.wait(pending, timeout=0.5)
+                if not pending:
+                    return
+
+        loop.run_until_complete(settle())
+    _stock_cancel_all_tasks(loop)  # reports what the tasks raised, as before
+
+
+_stock_cancel_all_tasks = asyncio.runners._cancel_all_tasks
+asyncio.runners._cancel_all_tasks = _cancel_all_tasks_until_done
