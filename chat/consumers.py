@@ -25,7 +25,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chat import outages, presence, selectors, services
-from chat.frame_limits import CUSTOMER_FRAME_LIMITS, FrameLimitedConsumer
+from chat.frame_limits import CUSTOMER_FRAME_LIMITS, FrameLimitedConsumer, frame_decode
 from chat.metrics import RATE_LIMITED, WEBSOCKETS
 from chat.models import Conversation
 from chat.origins import origin_allowed
@@ -115,20 +115,7 @@ class CustomerConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
         await self.send_json({"type": "error", "code": code, "message": message})
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        frame, problem = None, None
-        if text_data is None:
-            problem = ("invalid_frame", "Frames must be JSON text, not binary.")
-        # Reject oversized frames before parsing them; the content limit itself is checked by the service.
-        elif len(text_data) > settings.CHAT_MAX_MESSAGE_CHARS * 6 + 1024:
-            problem = ("frame_too_large", "The frame is too large.")
-        else:
-            try:
-                frame = json.loads(text_data)
-            except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-                problem = ("invalid_json", "The frame is not valid JSON.")
-            else:
-                if not isinstance(frame, dict):
-                    frame, problem = None, ("invalid_frame", "A frame must be a JSON object with a type.")
+        frame, problem = frame_decode(text_data)
         kind = frame.get("type") if frame is not None else None
         # A refused message names its client_id, so the widget keeps it and resends it after retry_after.
         client_id = frame.get("client_id") if kind == "message" else None

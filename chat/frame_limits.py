@@ -10,12 +10,33 @@ goes on sending past its limits is not slowed by the errors, so after CLOSE_AFTE
 REFUSALS_WINDOW_S the socket is closed with 1008 (policy violation).
 """
 
+import json
 import math
 import time
 from collections import deque
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from chat.metrics import RATE_LIMITED
+
+
+def frame_decode(text_data: str | None) -> tuple[dict | None, tuple[str, str] | None]:
+    """A socket's incoming frame as a JSON object, or None and the (code, message) of the error frame to answer.
+
+    Oversized frames are refused before parsing; a message's own length limit is checked by its service.
+    """
+    if text_data is None:
+        return None, ("invalid_frame", "Frames must be JSON text, not binary.")
+    if len(text_data) > settings.CHAT_MAX_MESSAGE_CHARS * 6 + 1024:
+        return None, ("frame_too_large", "The frame is too large.")
+    try:
+        frame = json.loads(text_data)
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        return None, ("invalid_json", "The frame is not valid JSON.")
+    if not isinstance(frame, dict):
+        return None, ("invalid_frame", "A frame must be a JSON object with a type.")
+    return frame, None
 
 
 @dataclass(frozen=True)

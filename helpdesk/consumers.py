@@ -27,11 +27,10 @@ import uuid
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 
 from chat import services as chat_services
-from chat.frame_limits import CONSOLE_FRAME_LIMITS, FrameLimitedConsumer
+from chat.frame_limits import CONSOLE_FRAME_LIMITS, FrameLimitedConsumer, frame_decode
 from chat.metrics import WEBSOCKETS
 from chat.models import Conversation
 from helpdesk import selectors, services
@@ -153,20 +152,7 @@ class AgentConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
         await self.send_json({"type": "queue", "conversations": queue})
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        frame, problem = None, None
-        if text_data is None:
-            problem = ("invalid_frame", "Frames must be JSON text, not binary.")
-        # Oversized frames are refused before parsing; a message's own limit is checked by its service.
-        elif len(text_data) > settings.CHAT_MAX_MESSAGE_CHARS * 6 + 1024:
-            problem = ("frame_too_large", "The frame is too large.")
-        else:
-            try:
-                frame = json.loads(text_data)
-            except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-                problem = ("invalid_json", "The frame is not valid JSON.")
-            else:
-                if not isinstance(frame, dict):
-                    frame, problem = None, ("invalid_frame", "A frame must be a JSON object with a type.")
+        frame, problem = frame_decode(text_data)
         if not await self.frame_admitted(frame.get("type") if frame is not None else None):
             return
         if problem is not None:
