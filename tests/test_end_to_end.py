@@ -25,7 +25,8 @@ async def test_a_question_streams_through_daphne_celery_and_redis(production_ser
     exchange = await ask(production_server, conversation, QUESTION)
 
     assert exchange.frames[-1]["type"] == "done", exchange.frames[-3:]
-    assert len(exchange.deltas) >= 3, exchange.deltas  # a sentence at a time (the fact guard), not token by token
+    # A sentence at a time (the fact guard), not token by token, and more than one piece: a two-sentence answer is two.
+    assert len(exchange.deltas) >= 2, exchange.deltas
     assert exchange.times[-1] - exchange.first_delta_s > 0.05  # they came over time, not all at once at the end
     done = exchange.done
     assert done["state"] == "complete" and done["role"] == "bot"
