@@ -255,7 +255,8 @@ class CustomerConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
         await self.send_json({"type": "withdrawn", "seq": event["seq"]})
 
     async def chat_status(self, event: dict) -> None:
-        await self.send_json({"type": "status", "status": event["status"]})
+        # `rate`: a resolution that asks the customer for a rating (once per conversation).
+        await self.send_json({"type": "status", "status": event["status"], "rate": bool(event.get("rate"))})
 
     async def chat_typing(self, event: dict) -> None:
         if event["role"] != "customer":  # not an echo of the customer's own typing

@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 _pending: set[Future] = set()
+_periodic_started = False
 
 
 def task_enqueue(task, *args) -> None:
@@ -52,6 +53,29 @@ def task_enqueue_later(task, delay_s: float, *args) -> None:
     timer = threading.Timer(delay_s, fire)
     timer.daemon = True
     timer.start()
+
+
+def periodic_start(task, every_s: float) -> bool:
+    """Embedded mode only: run `task` every `every_s` seconds on this process's thread pool, from a daemon thread
+    (Celery beat does it in production). Started once per process; False if it was already, or is not embedded."""
+    global _periodic_started
+    with _executor_lock:
+        if _periodic_started or settings.GENERATION_BACKEND != "inprocess" or every_s <= 0:
+            return False
+        _periodic_started = True
+
+    threading.Thread(target=periodic_loop, args=(task, every_s), name=f"periodic-{task.name}", daemon=True).start()
+    return True
+
+
+def periodic_loop(task, every_s: float, sleep=time.sleep) -> None:
+    """The embedded scheduler's thread: wait `every_s`, start `task` on the pool, for ever (a failure is logged)."""
+    while True:
+        sleep(every_s)
+        try:
+            task_enqueue(task)
+        except Exception:
+            logger.exception("could not start the periodic %s", task.name)
 
 
 def _in_process_executor() -> ThreadPoolExecutor:

@@ -72,11 +72,15 @@ CONSOLE_FRAME_LIMITS = {
     "note": FrameLimit(30, 60),
     "hand_back": FrameLimit(20, 60),
     "resolve": FrameLimit(20, 60),
+    "reopen": FrameLimit(20, 60),
+    "snooze": FrameLimit(20, 60),
     "typing": FrameLimit(10, 5),
     "suggest": FrameLimit(10, 60),
     "transfer": FrameLimit(20, 60),
     "presence": FrameLimit(20, 60),
     "ticket": FrameLimit(30, 60),
+    "list": FrameLimit(60, 60),
+    "take_over": FrameLimit(10, 60),
     OTHER: FrameLimit(20, 60),
 }
 

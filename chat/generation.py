@@ -13,6 +13,7 @@ suggested replies (chat.assist) differ only in the history they bring, where the
     → full-width punctuation for Chinese
     → the fact guard, a sentence at a time (chat.grounding.FactGate)
     → published in gathered pieces (CHAT_STREAM_COALESCE_MS), the first at once
+    → stopped by the token limit: cut back to the last sentence, or ended with "…" and a note that it was cut
     → on an engine failure, the staff's keyword rules, else the extractive answer (for outputs a customer reads)
     → counted for Prometheus (chat.metrics: the stages before the first text, time to first token, duration, tokens).
 
@@ -40,7 +41,7 @@ from inference.generation import Generation, GenerationStats, generation_with_de
 from inference.language import language_base
 from inference.params import sampling_params_build
 from inference.prompt import PromptError, context_fit, system_prompt_render
-from inference.text import FullwidthPunctuation
+from inference.text import FullwidthPunctuation, reply_cut_short
 from inference.types import ChatTurn, SamplingParams
 
 logger = logging.getLogger(__name__)
@@ -222,6 +223,8 @@ def _generate(request: GenerationRequest, publisher: Publisher, clock: StageCloc
     outcome = Outcome.DEFERRED if deferral.deferred else Outcome.ANSWERED
     if deferral.deferred:
         logger.info("%s: the model deferred to a person", request.label or request.purpose)
+    elif generation.stats.finish_reason == "length":
+        text = _cut_short(request, publisher, text)
     sources = tuple(plan.sources) if plan is not None else ()
     if plan is not None and gate is not None and gate.cited and plan.passages:
         cited = [plan.sources[i - 1] for i in sorted(gate.cited) if 0 < i <= len(plan.sources)]
@@ -232,6 +235,24 @@ def _generate(request: GenerationRequest, publisher: Publisher, clock: StageCloc
             outcome, text.strip(), generation.stats, grounding=_grounding_of(plan), sources=sources, plan=plan
         ),
     )
+
+
+def _cut_short(request: GenerationRequest, publisher: Publisher, text: str) -> str:
+    """The token limit stopped the text: it ends at its last sentence, or says that it was cut (reply_cut_short).
+
+    What streamed cannot be taken back, so a note added to the end is published as one more piece; the stored text
+    (the widget's and the playground's final message, the API's answer) is the cut one.
+    """
+    cut = reply_cut_short(text, request.language)
+    logger.info(
+        "%s reached the token limit: %d of %d characters kept", request.label or request.purpose, len(cut), len(text)
+    )
+    shared = next((i for i, (a, b) in enumerate(zip(text, cut, strict=False)) if a != b), min(len(text), len(cut)))
+    addition = cut[shared:]
+    if addition:
+        publisher.received.append(addition)
+        publisher.delta(addition)
+    return cut
 
 
 def _grounding_of(plan: Plan | None) -> str:

@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 
 from chat.origins import origin_normalize
+from chat.search import message_search_terms
 
 
 def site_key_new() -> str:
@@ -213,6 +214,7 @@ class Conversation(models.Model):
         BOT = "bot", "Bot"
         QUEUED = "queued", "Waiting for an agent"
         AGENT = "agent", "With an agent"
+        SNOOZED = "snoozed", "Snoozed"
         RESOLVED = "resolved", "Resolved"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -241,6 +243,11 @@ class Conversation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # Snoozed by its agent: back to them at this time, or (None) when the customer writes again.
+    snoozed_until = models.DateTimeField(null=True, blank=True, db_index=True)
+    # When the customer was last asked to rate the conversation: a conversation resolved again (reopened, say)
+    # does not ask twice.
+    rating_requested_at = models.DateTimeField(null=True, blank=True)
     # Report figures, kept by chat's services as the conversation goes (helpdesk.reports aggregates them in the
     # database; the definitions are on the reports page). Durations are seconds.
     first_customer_message_at = models.DateTimeField(null=True, blank=True)
@@ -263,6 +270,8 @@ class Conversation(models.Model):
         indexes = [
             models.Index(fields=["site", "created_at"], name="conversation_site_created"),
             models.Index(fields=["assignee", "created_at"], name="conversation_assignee_created"),
+            models.Index(fields=["customer_email"], name="conversation_customer_email"),
+            models.Index(fields=["status", "last_message_at"], name="conversation_status_last"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -328,6 +337,9 @@ class Message(models.Model):
     grounding = models.CharField(max_length=16, blank=True)
     sources = models.JSONField(default=list, blank=True)
     fact_guard_tripped = models.BooleanField(default=False)
+    # The content's search terms, space-separated (Chinese segmented, English stemmed: knowledge.text.terms), for
+    # the console's full-text search (a GIN index on PostgreSQL). Private notes are indexed too (staff only).
+    search_terms = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
@@ -342,6 +354,16 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.role}: {self.content[:40]}"
+
+    def save(self, *args, **kwargs):
+        """Save, with search_terms kept in step with the content whoever writes it (a service, the admin, a retry);
+        a save of other fields only (update_fields without "content") leaves them be."""
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "content" in update_fields:
+            self.search_terms = message_search_terms(self.content)
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "search_terms"}
+        super().save(*args, **kwargs)
 
 
 class Rating(models.Model):

@@ -27,13 +27,21 @@ def message_to_dict(message: Message) -> dict:
 
 
 def conversation_to_dict(conversation: Conversation) -> dict:
-    """A conversation as its customer sees it."""
+    """A conversation as its customer sees it. `rate`: the widget shows the rating form (this resolution asked for a
+    rating, not given yet; a conversation is asked once, see chat.services.conversations.rating_due)."""
+    rated = hasattr(conversation, "rating")
+    asked = conversation.rating_requested_at
     return {
         "id": str(conversation.id),
         "status": conversation.status,
         "language": conversation.language,
         "last_seq": conversation.last_seq,
-        "rated": hasattr(conversation, "rating"),
+        "rated": rated,
+        "rate": conversation.status == Conversation.Status.RESOLVED
+        and not rated
+        and asked is not None
+        and conversation.resolved_at is not None
+        and asked >= conversation.resolved_at,
     }
 
 

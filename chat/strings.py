@@ -85,3 +85,31 @@ STRINGS |= {
         "zh": "还有其他可以帮您的吗？",
     },
 }
+
+# The conversation's lifecycle (chat.services.lifecycle): resolved without asking for a rating again, closed when
+# idle, reopened, and no agent online for a customer whose email is known.
+STRINGS |= {
+    "resolved_quiet": {"en": "This conversation was resolved.", "zh": "本次对话已结束。"},
+    "ended_by_customer_quiet": {"en": "You ended the chat.", "zh": "您已结束对话。"},
+    "resolved_idle": {
+        "en": "This conversation was closed after a period of inactivity. How did we do?",
+        "zh": "由于长时间没有新消息,本次对话已自动结束。请为我们的服务评分。",
+    },
+    "resolved_idle_quiet": {
+        "en": "This conversation was closed after a period of inactivity. Write again any time.",
+        "zh": "由于长时间没有新消息,本次对话已自动结束。如需帮助,随时可以再发消息。",
+    },
+    "reopened": {
+        "en": "The conversation was reopened; a member of our team will reply here.",
+        "zh": "对话已重新打开,客服会在此回复您。",
+    },
+    "reopened_by_agent": {
+        "en": "A member of our team reopened this conversation.",
+        "zh": "客服已重新打开本次对话。",
+    },
+    "contact_known": {
+        "en": "No one from our team is available right now. Your message is saved as a ticket and we will reply "
+        "to {email}.",
+        "zh": "目前没有客服在线。您的消息已保存为工单,我们会回复到 {email}。",
+    },
+}

@@ -63,3 +63,19 @@ def reply_suggest_task(conversation_id: str, agent_username: str) -> None:
     from chat.assist import reply_suggest
 
     reply_suggest(conversation_id=conversation_id, agent_username=agent_username)
+
+
+# The periodic pass touches at most a few hundred rows, each in a short transaction.
+LIFECYCLE_TIME_LIMIT_S = 120
+
+
+@shared_task(ignore_result=True, soft_time_limit=LIFECYCLE_TIME_LIMIT_S - 10, time_limit=LIFECYCLE_TIME_LIMIT_S)
+def conversations_lifecycle_task() -> None:
+    """Resolve idle conversations and wake snoozed ones whose time came (Celery beat, or the embedded scheduler).
+
+    Idempotent: each conversation is checked again under its row lock, so two passes at once do each change once.
+    Not retried: the next pass comes a minute later.
+    """
+    from chat.services.lifecycle import conversations_lifecycle_run
+
+    conversations_lifecycle_run()

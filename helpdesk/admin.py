@@ -12,9 +12,9 @@ from django.utils.html import format_html
 
 from chat import services as chat_services
 from chat.models import Conversation, Message
-from helpdesk import selectors, services
+from helpdesk import invitations, selectors, services
 from helpdesk.login_throttle import AdminLoginForm
-from helpdesk.models import CannedResponse, Ticket, Webhook, WebhookDelivery
+from helpdesk.models import CannedResponse, CustomerNote, Invitation, Ticket, Webhook, WebhookDelivery
 from helpdesk.webhook_destinations import DestinationRefused, destination_check_on_save
 from helpdesk.webhooks import webhook_deliveries_resend
 
@@ -143,6 +143,44 @@ class TicketAdmin(admin.ModelAdmin):
 class CannedResponseAdmin(admin.ModelAdmin):
     list_display = ("title", "shortcut", "created_at")
     search_fields = ("title", "body", "shortcut")
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Invitations are made on the invitation page (its link is shown once there); here they are listed and revoked."""
+
+    list_display = ("email", "role", "state", "invited_by", "created_at", "expires_at", "accepted_user")
+    list_filter = ("role",)
+    list_select_related = ("invited_by", "accepted_user")
+    search_fields = ("email",)
+    fields = ("email", "role", "invited_by", "created_at", "expires_at", "accepted_at", "accepted_user", "revoked_at")
+    readonly_fields = fields
+    actions = ["revoke_selected"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # made on the invitation page, where the one-time link is shown
+
+    @admin.display(description="State")
+    def state(self, invitation: Invitation) -> str:
+        return invitations.invitation_state(invitation)
+
+    @admin.action(description="Revoke selected invitations", permissions=["change"])
+    def revoke_selected(self, request, queryset) -> None:
+        revoked = invitations.invitations_revoke(invitation_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"Revoked {revoked} invitation(s); their links no longer work.")
+
+
+@admin.register(CustomerNote)
+class CustomerNoteAdmin(admin.ModelAdmin):
+    """Notes are written on the customer's profile (helpdesk.customers.customer_note_add); here they are found and
+    removed."""
+
+    list_display = ("customer_email", "__str__", "author", "created_at")
+    search_fields = ("customer_email", "body")
+    readonly_fields = ("customer_email", "body", "author", "created_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False
 
 
 class WebhookForm(forms.ModelForm):

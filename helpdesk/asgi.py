@@ -16,6 +16,8 @@ from django.conf import settings  # noqa: E402
 
 from chat import broadcast  # noqa: E402
 from chat import routing as chat_routing  # noqa: E402
+from chat import tasks as chat_tasks  # noqa: E402
+from chat.dispatch import periodic_start  # noqa: E402
 from chat.metrics import reply_series_init  # noqa: E402
 from chat.outages import SocketOutageGuard  # noqa: E402
 from chat.socket_guards import WebsocketGuardMiddleware  # noqa: E402
@@ -73,7 +75,9 @@ def _warm_up() -> None:
         logging.getLogger(__name__).warning("knowledge warm-up skipped", exc_info=True)
 
 
-# Embedded mode answers in this process: load the knowledge index and models now, beside serving.
+# Embedded mode answers in this process: load the knowledge index and models now, beside serving; and run the
+# conversations' lifecycle pass (idle auto-resolve, snoozes ending) here, as Celery beat does in production.
 if settings.GENERATION_BACKEND == "inprocess":
     threading.Thread(target=_warm_up, name="knowledge-warm-up", daemon=True).start()
     reply_series_init()
+    periodic_start(chat_tasks.conversations_lifecycle_task, settings.CONVERSATION_LIFECYCLE_INTERVAL)

@@ -11,7 +11,20 @@ Also {"type": "history", "conversation", "before_seq"}: the page of messages bef
 customer socket's size limit are refused unread.
 Also {"type": "suggest", "conversation"}: the model drafts a reply into the agent's box, to edit before sending;
 {"type": "transfer", "conversation", "to": username}: pass the conversation to another agent;
-{"type": "ticket", "conversation", "status", "priority", "tags"}: edit the conversation's ticket.
+{"type": "ticket", "conversation", "status", "priority", "tags"}: edit the conversation's ticket;
+{"type": "reopen", "conversation"}: reopen a resolved conversation and take it;
+{"type": "snooze", "conversation", "until": ISO 8601 date and time, or null for "until the customer writes"}: put
+one's conversation aside (status "snoozed"; it comes back to the agent, or the queue if they are gone);
+{"type": "list", "view", "filters", "before"}: a view of the conversations (helpdesk.selectors.console_list: "queue",
+"mine", "unassigned", "all", "snoozed", "resolved"; filters site, language, tag, priority; `before` the `next` cursor
+of a resolved page), answered by {"type": "list", "view", "filters", "conversations", "next", "append"}; from then on
+"queue_item"/"queue_remove" keep that view (not a `before` page's) up to date, and the periodic refresh sends it (a
+"queue_remove" of a conversation waiting in the queue, outside the view, says `"waiting": true`, for the alerts);
+{"type": "take_over", "conversation"}: take a conversation another agent holds (helpdesk.services).
+Collision safety: the console viewing a conversation (the last one opened) announces itself to the others viewing it
+("viewer" frames: username, on; those already there answer, so a newcomer learns them; opening another one or
+closing the socket says off), and the assignee's typing reaches them as {"type": "typing", "role": "agent",
+"username", "on"}. Any agent may open and read any conversation; acting on it needs it to be theirs.
 
 The handshake checks the console permission, and so does every frame and relayed event after it (reloading the user
 and their session: a sign-out, deactivation or removal from the agents ends the socket with an "access_revoked"
@@ -57,6 +70,9 @@ class AgentConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
     counted = False  # in helpdesk_websocket_connections{kind="console"}
     revoked = False  # the agent lost the right to the console: the socket is closing
     checked_at = 0.0  # when the agent's right was last confirmed (the event loop's clock)
+    view = "queue"  # the list this console shows (a "list" frame changes it), and its filters
+    filters: dict = {}
+    viewing: str | None = None  # the conversation this console shows, announced to the others viewing it
 
     # The frame types the console accepts and their handlers (receive() dispatches from this table; what each
     # needs is helpdesk.selectors.CONSOLE_FRAME_ACCESS).
@@ -67,6 +83,8 @@ class AgentConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
         "note": "receive_note",
         "hand_back": "receive_hand_back",
         "resolve": "receive_resolve",
+        "reopen": "receive_reopen",
+        "snooze": "receive_snooze",
         "typing": "receive_typing",
         "suggest": "receive_suggest",
         "transfer": "receive_transfer",
@@ -74,6 +92,8 @@ class AgentConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
         "ticket": "receive_ticket",
         "history": "receive_history",
         "ping": "receive_ping",
+        "list": "receive_list",
+        "take_over": "receive_take_over",
     }
     frame_limits = CONSOLE_FRAME_LIMITS
     metric_channel = "console"
@@ -102,7 +122,10 @@ class AgentConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
             try:
                 if not await self.still_allowed():
                     return
-                await self.send_queue()
+                if self.view == "queue" and not self.filters:
+                    await self.send_queue()
+                elif self.view != "resolved":  # a resolved view's pages stay as loaded: nothing in them ticks
+                    await self.send_list(view=self.view, filters=self.filters)
             except Exception:  # the database is down for now: the next refresh tries again
                 logger.exception("could not refresh the queue of %s", self.user)
 
@@ -112,6 +135,8 @@ class AgentConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
             self.counted = False
         if self.refresher is not None:
             self.refresher.cancel()
+        if self.viewing is not None:
+            await self.viewer_announce(self.viewing, on=False)
         if getattr(self, "presence", None) is not None:
             await database_sync_to_async(services.presence_disconnect)(agent=self.user)
         for group in {services.AGENTS_GROUP, *self.open_groups}:
@@ -149,7 +174,40 @@ class AgentConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
 
     async def send_queue(self) -> None:
         queue = await database_sync_to_async(selectors.queue_for_agent)(agent=self.user)
+        await self.follow_own(queue)
         await self.send_json({"type": "queue", "conversations": queue})
+
+    async def send_list(self, *, view: str, filters, before: str | None = None) -> None:
+        listed = await database_sync_to_async(selectors.console_list)(
+            agent=self.user, view=view, filters=filters, before=before
+        )
+        await self.follow_own(listed["conversations"])
+        if not before:  # the filter's choices
+            listed["sites"] = await database_sync_to_async(selectors.sites_for_choice)()
+        await self.send_json({"type": "list", **listed, "append": bool(before)})
+
+    async def follow_own(self, entries: list[dict]) -> None:
+        """Hear the customer's messages in the agent's own conversations, opened or not: the console counts them as
+        unread and may alert the agent."""
+        username = self.user.get_username()
+        for entry in entries:
+            if entry["assignee"] == username and entry["status"] in selectors.CONSOLE_VIEWS["mine"][0]:
+                group = Conversation(id=uuid.UUID(entry["id"])).group_name
+                if group not in self.open_groups:
+                    await self.channel_layer.group_add(group, self.channel_name)
+                    self.open_groups.add(group)
+
+    async def viewer_announce(self, conversation_id: str, *, on: bool, answer: bool = False) -> None:
+        try:
+            await database_sync_to_async(services.conversation_viewer_announce)(
+                conversation_id=conversation_id,
+                username=self.user.get_username(),
+                on=on,
+                channel=self.channel_name,
+                answer=answer,
+            )
+        except Exception:  # news only: the others learn it with the next announcement
+            logger.exception("could not announce the viewer of %s", conversation_id)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         frame, problem = frame_decode(text_data)
@@ -198,6 +256,24 @@ class AgentConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
         )
         data["agents"] = await database_sync_to_async(selectors.agents_for_transfer)(exclude=self.user)
         await self.send_json({"type": "conversation", "conversation": data})
+        if self.viewing != data["id"]:
+            if self.viewing is not None:
+                await self.viewer_announce(self.viewing, on=False)
+            self.viewing = data["id"]
+            await self.viewer_announce(self.viewing, on=True)
+
+    async def receive_list(self, frame: dict, conversation_id: str) -> None:
+        """A view of the conversations; without `before` it becomes the view this console keeps up to date."""
+        view, before = frame.get("view"), frame.get("before")
+        if not isinstance(view, str) or (before is not None and not isinstance(before, str)):
+            return await self.send_error("invalid_frame", "A list needs a view, and `before` is a cursor.")
+        filters = selectors.console_filters_clean(frame.get("filters"))
+        await self.send_list(view=view, filters=filters, before=before)
+        if not before:
+            self.view, self.filters = view, filters
+
+    async def receive_take_over(self, frame: dict, conversation_id: str) -> None:
+        await database_sync_to_async(services.conversation_take_over)(conversation_id=conversation_id, agent=self.user)
 
     async def receive_history(self, frame: dict, conversation_id: str) -> None:
         """An older page of an open conversation: the messages before `before_seq`."""
@@ -240,9 +316,19 @@ class AgentConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
             conversation_id=conversation_id, agent=self.user
         )
 
+    async def receive_reopen(self, frame: dict, conversation_id: str) -> None:
+        await database_sync_to_async(services.conversation_reopen_by_staff)(
+            conversation_id=conversation_id, agent=self.user
+        )
+
+    async def receive_snooze(self, frame: dict, conversation_id: str) -> None:
+        await database_sync_to_async(services.conversation_snooze_by_staff)(
+            conversation_id=conversation_id, agent=self.user, until=frame.get("until")
+        )
+
     async def receive_typing(self, frame: dict, conversation_id: str) -> None:
-        await database_sync_to_async(chat_services.typing_signal)(
-            conversation_id=conversation_id, role="agent", on=bool(frame.get("on"))
+        await database_sync_to_async(services.agent_typing_signal)(
+            conversation_id=conversation_id, username=self.user.get_username(), on=bool(frame.get("on"))
         )
 
     async def receive_ticket(self, frame: dict, conversation_id: str) -> None:
@@ -283,10 +369,18 @@ class AgentConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
         if not await self.still_allowed(max_age_s=CONSOLE_RECHECK_S):
             return
         entry = event["entry"]
-        if entry is not None and selectors.queue_entry_visible_to(entry, self.user.get_username()):
+        username = self.user.get_username()
+        if entry is not None:
+            await self.follow_own([entry])
+        if entry is not None and selectors.console_entry_matches(
+            entry, view=self.view, filters=self.filters, username=username
+        ):
             await self.send_json({"type": "queue_item", "item": entry})
         else:
-            await self.send_json({"type": "queue_remove", "conversation": event["conversation"]})
+            frame = {"type": "queue_remove", "conversation": event["conversation"]}
+            if entry is not None and entry["status"] == Conversation.Status.QUEUED:
+                frame["waiting"] = True  # not in this view, but a customer waits: the console may alert the agent
+            await self.send_json(frame)
 
     async def chat_message(self, event: dict) -> None:
         if not await self.still_allowed():
@@ -346,11 +440,42 @@ class AgentConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
             logger.exception("could not check who may follow conversation %s", conversation_id)
 
     async def chat_typing(self, event: dict) -> None:
+        if event["role"] == "agent":  # the staff hear it with the agent's name (staff_typing)
+            return
         if not await self.still_allowed(max_age_s=CONSOLE_RECHECK_S):
             return
         await self.send_json(
             {"type": "typing", "conversation": event.get("conversation"), "role": event["role"], "on": event["on"]}
         )
+
+    async def staff_typing(self, event: dict) -> None:
+        """The assignee is typing in a conversation this console follows (services.agent_typing_signal)."""
+        if event["username"] == self.user.get_username():  # the agent knows they are typing
+            return
+        if not await self.still_allowed(max_age_s=CONSOLE_RECHECK_S):
+            return
+        await self.send_json(
+            {
+                "type": "typing",
+                "conversation": event["conversation"],
+                "role": "agent",
+                "username": event["username"],
+                "on": event["on"],
+            }
+        )
+
+    async def staff_viewer(self, event: dict) -> None:
+        """Another console started or stopped viewing a conversation this one follows: shown here if this console
+        views it too, and a newcomer is answered so it learns this console is there."""
+        if event["channel"] == self.channel_name or event["conversation"] != self.viewing:
+            return
+        if not await self.still_allowed(max_age_s=CONSOLE_RECHECK_S):
+            return
+        await self.send_json(
+            {"type": "viewer", "conversation": event["conversation"], "username": event["username"], "on": event["on"]}
+        )
+        if event["on"] and not event["answer"]:
+            await self.viewer_announce(self.viewing, on=True, answer=True)
 
     async def staff_summary(self, event: dict) -> None:
         if not await self.still_allowed():

@@ -159,3 +159,44 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} → {self.webhook_id} · {self.status}"
+
+
+class CustomerNote(models.Model):
+    """A staff note about a customer (not one conversation), shown on the customer's profile. Customers are known
+    by their email address (lower case) until they have a verified identity."""
+
+    customer_email = models.EmailField(db_index=True)
+    body = models.TextField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.customer_email}: {self.body[:40]}"
+
+
+class Invitation(models.Model):
+    """An invitation to join the team in a role: a one-time link (its SHA-256 alone is stored) that lets the
+    invitee choose a password; accepting it makes the account with the role's group and the staff flag."""
+
+    email = models.EmailField()
+    role = models.CharField(max_length=32, help_text="The group the new account joins: agent, manager or admin.")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="invitations_sent"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} as {self.role}"

@@ -11,6 +11,7 @@ from chat.signals import (
     conversation_handed_back,
     conversation_handed_off,
     conversation_rated,
+    conversation_reopened,
     conversation_resolved,
 )
 from helpdesk import services
@@ -27,6 +28,11 @@ def open_ticket_on_handoff(sender, *, conversation, reason, **kwargs) -> None:
 @receiver(conversation_resolved, dispatch_uid="helpdesk.ticket_resolve")
 def resolve_ticket_with_conversation(sender, *, conversation, **kwargs) -> None:
     services.ticket_resolve_for_conversation(conversation=conversation)
+
+
+@receiver(conversation_reopened, dispatch_uid="helpdesk.route_reopened")
+def route_reopened_conversation(sender, *, conversation, agent, snoozed, **kwargs) -> None:
+    services.conversation_route_reopened(conversation=conversation, agent=agent, snoozed=snoozed)
 
 
 @receiver(conversation_handed_back, dispatch_uid="helpdesk.queue_on_hand_back")

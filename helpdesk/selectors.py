@@ -2,6 +2,8 @@
 
 import datetime
 import json
+import re
+import uuid
 from importlib import import_module
 
 from django.conf import settings
@@ -30,11 +32,18 @@ CONSOLE_PAGE_MAX_BYTES = 256 * 1024
 
 def _queue_rows() -> QuerySet[Conversation]:
     # First come, first served within priority: urgent tickets jump the line.
-    return Conversation.objects.select_related("ticket", "assignee").order_by("-ticket__priority", "handed_off_at")
+    return Conversation.objects.select_related("ticket", "assignee", "site", "rating").order_by(
+        "-ticket__priority", "handed_off_at"
+    )
+
+
+def _iso(moment: datetime.datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def _queue_entry(conversation: Conversation, now: datetime.datetime) -> dict:
     ticket = getattr(conversation, "ticket", None)
+    rating = getattr(conversation, "rating", None)
     return {
         "id": str(conversation.id),
         "status": conversation.status,
@@ -43,7 +52,17 @@ def _queue_entry(conversation: Conversation, now: datetime.datetime) -> dict:
         "reason": conversation.handoff_reason,
         "subject": ticket.subject if ticket else "",
         "priority": ticket.priority if ticket else None,
+        "tags": ticket.tags if ticket else "",
+        "site": conversation.site.key if conversation.site_id else "",
+        "site_name": conversation.site.name if conversation.site_id else "",
+        "language": conversation.language,
         "waiting_s": int((now - conversation.handed_off_at).total_seconds()) if conversation.handed_off_at else 0,
+        # The console's timers tick from these, on the agent's clock (waiting_s corrects for a skewed one).
+        "handed_off_at": _iso(conversation.handed_off_at),
+        "last_message_at": _iso(conversation.last_message_at),
+        "resolved_at": _iso(conversation.resolved_at),
+        "snoozed_until": _iso(conversation.snoozed_until),
+        "rating": rating.score if rating else None,
     }
 
 
@@ -61,22 +80,140 @@ def queue_for_agent(*, agent) -> list[dict]:
     return entries
 
 
-def queue_entry(*, conversation_id) -> dict | None:
-    """One conversation as the console's queue lists it (whoever's it is); None if it is in no one's queue.
+# Statuses some console view lists: a conversation with the bot is in none.
+LISTED_STATUSES = (
+    Conversation.Status.QUEUED,
+    Conversation.Status.AGENT,
+    Conversation.Status.SNOOZED,
+    Conversation.Status.RESOLVED,
+)
 
-    Sent to every agent when it changes, so each console updates its list without asking the database.
+
+def queue_entry(*, conversation_id) -> dict | None:
+    """One conversation as the console's lists show it (whoever's it is); None if no view lists it (the bot has it).
+
+    Sent to every agent when it changes, so each console updates its list without asking the database. One query.
     """
-    conversation = (
-        _queue_rows()
-        .filter(pk=conversation_id, status__in=[Conversation.Status.QUEUED, Conversation.Status.AGENT])
-        .first()
-    )
+    conversation = _queue_rows().filter(pk=conversation_id, status__in=LISTED_STATUSES).first()
     return _queue_entry(conversation, timezone.now()) if conversation else None
 
 
 def queue_entry_visible_to(entry: dict, username: str) -> bool:
     """Whether an agent's queue lists the entry: everyone sees the waiting ones, each agent their own."""
-    return entry["status"] == Conversation.Status.QUEUED or entry["assignee"] == username
+    return console_entry_matches(entry, view="queue", filters={}, username=username)
+
+
+# The console's views: "queue" (waiting, and the agent's own: the default), "mine" (the agent's own, snoozed too),
+# "unassigned" (waiting), "all" (every open one: waiting, with an agent, snoozed), "snoozed" and "resolved" (the
+# newest first, CONSOLE_RESOLVED_PAGE at a time). Each is (statuses, only the agent's own).
+Status = Conversation.Status
+CONSOLE_VIEWS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "queue": ((Status.QUEUED, Status.AGENT), True),  # the agent's own only for AGENT: see _view_q
+    "mine": ((Status.AGENT, Status.SNOOZED), True),
+    "unassigned": ((Status.QUEUED,), False),
+    "all": ((Status.QUEUED, Status.AGENT, Status.SNOOZED), False),
+    "snoozed": ((Status.SNOOZED,), False),
+    "resolved": ((Status.RESOLVED,), False),
+}
+CONSOLE_RESOLVED_PAGE = 50
+CONSOLE_FILTERS = ("site", "language", "tag", "priority")
+
+
+def _view_q(view: str, agent) -> Q:
+    statuses, own_only = CONSOLE_VIEWS[view]
+    if view == "queue":
+        return Q(status=Status.QUEUED) | Q(status=Status.AGENT, assignee=agent)
+    return Q(status__in=statuses, assignee=agent) if own_only else Q(status__in=statuses)
+
+
+def console_filters_clean(filters) -> dict:
+    """The console list's filters as the selectors take them: site (a key), language (a base language such as
+    "zh"), tag (one ticket tag) and priority (1-4); empty ones dropped. ActionRefused("invalid_frame") otherwise."""
+    if filters is None:
+        return {}
+    if not isinstance(filters, dict) or set(filters) - set(CONSOLE_FILTERS):
+        raise ActionRefused("invalid_frame", f"Filters are an object of {', '.join(CONSOLE_FILTERS)}.")
+    cleaned = {}
+    for name in ("site", "language", "tag"):
+        value = filters.get(name)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, str) or len(value) > 100:
+            raise ActionRefused("invalid_frame", f"The {name} filter is text of at most 100 characters.")
+        cleaned[name] = language_base(value) if name == "language" else value.strip()
+    priority = filters.get("priority")
+    if priority not in (None, ""):
+        if isinstance(priority, str) and priority.isdigit():
+            priority = int(priority)
+        if priority not in Ticket.Priority.values or isinstance(priority, bool):
+            raise ActionRefused("invalid_frame", "The priority filter is 1 (low) to 4 (urgent).")
+        cleaned["priority"] = priority
+    return cleaned
+
+
+def _filters_q(filters: dict) -> Q:
+    q = Q()
+    if "site" in filters:
+        q &= Q(site__key=filters["site"])
+    if "language" in filters:
+        base = filters["language"]
+        q &= Q(language__iexact=base) | Q(language__istartswith=f"{base}-") | Q(language__istartswith=f"{base}_")
+    if "tag" in filters:
+        q &= Q(ticket__tags__iregex=_tag_regex(filters["tag"]))
+    if "priority" in filters:
+        q &= Q(ticket__priority=filters["priority"])
+    return q
+
+
+def console_entry_matches(entry: dict, *, view: str, filters: dict, username: str) -> bool:
+    """Whether the console's `view` with these (cleaned) filters lists the entry (a queue_entry): decided from the
+    entry alone, so a change reaches every console without a query per agent."""
+    statuses, own_only = CONSOLE_VIEWS[view]
+    if entry["status"] not in statuses:
+        return False
+    if own_only and entry["assignee"] != username and not (view == "queue" and entry["status"] == Status.QUEUED):
+        return False
+    if "site" in filters and entry["site"] != filters["site"]:
+        return False
+    if "language" in filters and language_base(entry["language"]) != filters["language"]:
+        return False
+    if "tag" in filters and not re.search(_tag_regex(filters["tag"]), entry["tags"] or "", re.IGNORECASE):
+        return False
+    return "priority" not in filters or entry["priority"] == filters["priority"]
+
+
+def _cursor_parse(before: str) -> tuple[datetime.datetime, str]:
+    try:
+        moment, conversation_id = before.split("|", 1)
+        return datetime.datetime.fromisoformat(moment), str(uuid.UUID(conversation_id))
+    except (AttributeError, ValueError) as exc:
+        raise ActionRefused("invalid_frame", "`before` is the `next` cursor of an earlier list.") from exc
+
+
+def console_list(*, agent, view: str, filters=None, before: str | None = None) -> dict:
+    """A console view's conversations, with filters (console_filters_clean). One query.
+
+    The open views list up to CONSOLE_QUEUE_MAX in queue order (urgent first, then who waited longest); "resolved"
+    lists the newest first, CONSOLE_RESOLVED_PAGE at a time: `next` is the cursor of the following page (give it
+    as `before`), None at the end.
+    """
+    if view not in CONSOLE_VIEWS:
+        raise ActionRefused("invalid_frame", f"The view is one of {', '.join(CONSOLE_VIEWS)}.")
+    filters = console_filters_clean(filters)
+    rows = _queue_rows().filter(_view_q(view, agent), _filters_q(filters))
+    now = timezone.now()
+    if view != "resolved":
+        entries = [_queue_entry(conversation, now) for conversation in rows[:CONSOLE_QUEUE_MAX]]
+        return {"view": view, "filters": filters, "conversations": entries, "next": None}
+    rows = rows.filter(resolved_at__isnull=False).order_by("-resolved_at", "-id")
+    if before:
+        moment, conversation_id = _cursor_parse(before)
+        rows = rows.filter(Q(resolved_at__lt=moment) | Q(resolved_at=moment, id__lt=conversation_id))
+    page = list(rows[: CONSOLE_RESOLVED_PAGE + 1])
+    more = len(page) > CONSOLE_RESOLVED_PAGE
+    page = page[:CONSOLE_RESOLVED_PAGE]
+    cursor = f"{page[-1].resolved_at.isoformat()}|{page[-1].id}" if more else None
+    return {"view": view, "filters": filters, "conversations": [_queue_entry(c, now) for c in page], "next": cursor}
 
 
 class ConsoleAccessLost(Exception):
@@ -103,23 +240,29 @@ def console_user_current(*, user_id, session_key: str | None):
 
 
 # What each console frame needs on the conversation it names, beside the console itself: None (nothing: the frame
-# names none, or its service decides, as a claim's does: only a queued conversation can be claimed), "queued_or_own"
-# (reading: waiting in the queue, or assigned to this agent), "own" (acting: assigned to this agent). Supervisors
-# (managers, admins) pass both. The third item is a permission the frame needs too.
+# names none, or its service decides, as a claim's does: only a queued conversation can be claimed), "any" (it
+# exists: any agent may read any conversation, to see who has it and take it over), "queued_or_own" (waiting in the
+# queue, or assigned to this agent), "own" (acting: assigned to this agent). Supervisors (managers, admins) pass
+# every rule. The second item is a permission the frame needs too.
 CONSOLE_FRAME_ACCESS: dict[str, tuple[str | None, str | None]] = {
     "claim": (None, None),
-    "open": ("queued_or_own", None),
+    "open": ("any", None),
     "message": ("own", None),
     "note": ("own", None),
     "hand_back": ("own", None),
     "resolve": ("own", None),
+    # Its service decides who: the last agent, or anyone if it had none (supervisors any).
+    "reopen": ("any", None),
+    "snooze": ("own", None),
     "typing": ("own", None),
     "suggest": ("own", None),
     "transfer": ("own", None),
     "ticket": ("own", roles.TICKET_EDIT_PERMISSION),
     "presence": (None, None),
-    "history": ("queued_or_own", None),
+    "history": ("any", None),
     "ping": (None, None),
+    "list": (None, None),
+    "take_over": ("any", None),
 }
 
 
@@ -133,7 +276,7 @@ def console_frame_check(*, user, frame_type: str, conversation_id) -> None:
     rule, permission = CONSOLE_FRAME_ACCESS[frame_type]
     if permission is not None and not user.has_perm(permission):
         raise ActionRefused("forbidden", "You do not have the permission to do that.")
-    if rule is None or user.has_perm(roles.SUPERVISOR_PERMISSION):
+    if rule is None or rule == "any" or user.has_perm(roles.SUPERVISOR_PERMISSION):
         if rule is not None:
             Conversation.objects.filter(pk=conversation_id).values("pk").get()  # exists, for the same not_found
         return
@@ -164,9 +307,10 @@ def staff_messages_page(*, conversation_id, before_seq: int | None = None) -> tu
 
 def conversation_for_staff(*, conversation_id) -> dict:
     """The conversation with its latest page of messages (`has_more`: older ones remain, see staff_messages_page),
-    bot turns and notes included, with the handoff reason and summary."""
-    conversation = Conversation.objects.select_related("assignee", "ticket", "site").get(pk=conversation_id)
+    bot turns and notes included, with the handoff reason and summary, and the customer's rating (None if none)."""
+    conversation = Conversation.objects.select_related("assignee", "ticket", "site", "rating").get(pk=conversation_id)
     ticket = getattr(conversation, "ticket", None)
+    rating = getattr(conversation, "rating", None)
     messages, has_more = staff_messages_page(conversation_id=conversation.id)
     return {
         "id": str(conversation.id),
@@ -185,6 +329,12 @@ def conversation_for_staff(*, conversation_id) -> dict:
         "has_more": has_more,
         "ticket": {"id": ticket.pk, "status": ticket.status, "priority": ticket.priority, "tags": ticket.tags}
         if ticket
+        else None,
+        "created_at": _iso(conversation.created_at),
+        "resolved_at": _iso(conversation.resolved_at),
+        "snoozed_until": _iso(conversation.snoozed_until),
+        "rating": {"score": rating.score, "comment": rating.comment, "created_at": _iso(rating.created_at)}
+        if rating
         else None,
     }
 

@@ -1,11 +1,14 @@
 """Writes of the staff side: tickets, agents taking conversations, presence, and the agents' live queue."""
 
+import datetime
+import uuid
 from functools import partial
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from chat import broadcast
 from chat import services as chat_services
@@ -106,6 +109,54 @@ def conversation_transfer(*, conversation_id, from_agent, to_username: str) -> N
     chat_services.conversation_reassign(conversation_id=conversation_id, from_agent=from_agent, to_agent=to_agent)
     Ticket.objects.filter(conversation_id=conversation_id).update(assignee=to_agent, updated_at=timezone.now())
     queue_announce(conversation_id=conversation_id)
+
+
+@transaction.atomic
+def conversation_take_over(*, conversation_id, agent) -> None:
+    """Take a conversation another agent holds (the console's "Take over"), with a system message in the history.
+
+    Any console user may, and their capacity is not enforced: taking over is a deliberate act, seen by everyone
+    viewing the conversation. Only a conversation with an agent can be taken over (a waiting one is claimed).
+    """
+    agent = _console_user(agent.get_username())
+    conversation = Conversation.objects.select_related("assignee").get(pk=conversation_id)
+    if conversation.status != Conversation.Status.AGENT or conversation.assignee_id is None:
+        raise chat_services.ActionRefused("not_assigned", "Only a conversation an agent holds can be taken over.")
+    if conversation.assignee_id == agent.pk:
+        raise chat_services.ActionRefused("already_yours", "This conversation is already yours.")
+    # conversation_reassign locks the row and checks the assignee again: a race with another change is refused.
+    chat_services.conversation_reassign(
+        conversation_id=conversation_id, from_agent=conversation.assignee, to_agent=agent
+    )
+    Ticket.objects.filter(conversation_id=conversation_id).update(assignee=agent, updated_at=timezone.now())
+    queue_announce(conversation_id=conversation_id)
+
+
+def conversation_viewer_announce(*, conversation_id, username: str, on: bool, channel: str, answer: bool = False):
+    """Tell the consoles viewing a conversation that an agent started (or stopped) viewing it.
+
+    `channel` is the announcing console's channel name, so it ignores its own news; the consoles already viewing
+    answer a newcomer's announcement with one of their own (`answer=True`, never answered again), so the newcomer
+    learns who is there. Nothing is stored: a console's socket closing says it stopped.
+    """
+    conversation = Conversation(id=uuid.UUID(str(conversation_id)))
+    event = {
+        "type": "staff.viewer",
+        "conversation": str(conversation.id),
+        "username": username,
+        "on": on,
+        "channel": channel,
+        "answer": answer,
+    }
+    broadcast.group_send(conversation.staff_group_name, event)
+
+
+def agent_typing_signal(*, conversation_id, username: str, on: bool) -> None:
+    """Tell the customer that an agent is (or stopped) typing, and the staff viewing the conversation who it is."""
+    chat_services.typing_signal(conversation_id=conversation_id, role="agent", on=on)
+    conversation = Conversation(id=uuid.UUID(str(conversation_id)))
+    event = {"type": "staff.typing", "conversation": str(conversation.id), "username": username, "on": on}
+    broadcast.group_send(conversation.staff_group_name, event)
 
 
 def conversation_staff_action(conversation: Conversation, *, status: str, assignee) -> str | None:
@@ -240,3 +291,71 @@ def ticket_resolve_for_conversation(*, conversation) -> None:
     Ticket.objects.filter(conversation=conversation).exclude(status=Ticket.Status.CLOSED).update(
         status=Ticket.Status.RESOLVED, updated_at=timezone.now()
     )
+
+
+def agent_can_take_back(agent, *, presence_required: bool) -> bool:
+    """Whether `agent` can take back a conversation that returns to the team: still active with the console
+    permission; and, with `presence_required`, online with a console open and under their capacity."""
+    if agent is None or not agent.is_active or not agent.has_perm(CONSOLE_PERMISSION):
+        return False
+    if not presence_required:
+        return True
+    presence = AgentPresence.objects.filter(user=agent).first()
+    if presence is None or presence.status != AgentPresence.Status.ONLINE or presence.connections <= 0:
+        return False
+    return Conversation.objects.filter(status=Conversation.Status.AGENT, assignee=agent).count() < presence.capacity
+
+
+@transaction.atomic
+def conversation_route_reopened(*, conversation: Conversation, agent, snoozed: bool) -> None:
+    """A conversation came back to the team (chat's conversation_reopened; it is queued now). Its last agent takes
+    it back if they can (a snoozed one unless they are gone, a resolved one only if they are online with room);
+    otherwise it waits in the queue (still credited to them until someone claims it), and the customer hears when
+    nobody is there. Its ticket is open again."""
+    taken = agent_can_take_back(agent, presence_required=not snoozed) and chat_services.conversation_assign(
+        conversation_id=conversation.id, agent=agent, expected_status=Conversation.Status.QUEUED
+    )
+    # The priority staff gave the earlier round was for that one (see ticket_open_for_handoff): it starts over.
+    Ticket.objects.filter(conversation_id=conversation.id).update(
+        status=Ticket.Status.OPEN, priority=Ticket._meta.get_field("priority").default, updated_at=timezone.now()
+    )
+    if not taken and not agents_available():
+        chat_services.conversation_contact_request(conversation_id=conversation.id)
+    queue_announce(conversation_id=conversation.id)
+
+
+@transaction.atomic
+def conversation_reopen_by_staff(*, conversation_id, agent) -> None:
+    """Reopen a resolved conversation from the console: the agent takes it (its last agent, anyone if it had none, a
+    supervisor any), and its ticket is open again."""
+    supervising = agent.has_perm(roles.SUPERVISOR_PERMISSION)
+    chat_services.conversation_reopen(conversation_id=conversation_id, agent=agent, supervising=supervising)
+    Ticket.objects.filter(conversation_id=conversation_id).update(
+        status=Ticket.Status.OPEN, assignee=agent, updated_at=timezone.now()
+    )
+    queue_announce(conversation_id=conversation_id)
+
+
+def snooze_until_parse(value) -> datetime.datetime | None:
+    """The `until` of a snooze frame: None (until the customer writes) or an ISO 8601 date and time (without a
+    zone, the server's); ActionRefused("invalid_until") for anything else."""
+    if value is None:
+        return None
+    try:
+        moment = parse_datetime(value) if isinstance(value, str) and len(value) <= 64 else None
+    except ValueError:  # well formed, but no such date (a 13th month, say)
+        moment = None
+    if moment is None:
+        raise chat_services.ActionRefused("invalid_until", "until must be an ISO 8601 date and time, or null.")
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
+
+
+@transaction.atomic
+def conversation_snooze_by_staff(*, conversation_id, agent, until) -> None:
+    """Snooze from the console until a time (`until`, ISO 8601) or, with None, until the customer writes: its
+    assignee, or a supervisor."""
+    supervising = agent.has_perm(roles.SUPERVISOR_PERMISSION)
+    chat_services.conversation_snooze(
+        conversation_id=conversation_id, agent=agent, until=snooze_until_parse(until), supervising=supervising
+    )
+    queue_announce(conversation_id=conversation_id)

@@ -174,6 +174,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": 10,
     "unacked_restore_throttle": 1,
 }
+# Celery beat (one `celery -A helpdesk beat` process): the conversations' lifecycle pass (idle auto-resolve, snoozes
+# ending) every CONVERSATION_LIFECYCLE_INTERVAL seconds. Embedded, a thread of the web process runs it instead.
+CONVERSATION_LIFECYCLE_INTERVAL = env.float("CONVERSATION_LIFECYCLE_INTERVAL", default=60.0)
+CELERY_BEAT_SCHEDULE = {
+    "conversations-lifecycle": {
+        "task": "chat.tasks.conversations_lifecycle_task",
+        "schedule": CONVERSATION_LIFECYCLE_INTERVAL,
+        "options": {"expires": CONVERSATION_LIFECYCLE_INTERVAL},  # a pass that waited a whole interval is skipped
+    },
+}
 
 # --- Inference ------------------------------------------------------------------------------------
 # Dotted path of the engine adapter, or a short name: llamacpp, vllm, openai.
@@ -259,6 +269,9 @@ CHAT_HELLO_TIMEOUT = env.float("CHAT_HELLO_TIMEOUT", default=10.0)
 # Websockets (customers' and agents') one client address may hold open at once in one server process; past it the
 # handshake is refused (HTTP 403). Behind a proxy, set TRUSTED_PROXIES so the address is the client's.
 CHAT_MAX_SOCKETS_PER_ADDRESS = env.int("CHAT_MAX_SOCKETS_PER_ADDRESS", default=20)
+# Seconds without a customer, agent or bot message after which a conversation with the bot or an agent is resolved
+# (the customer is asked for a rating, once); 0: never. Queued conversations are never resolved this way.
+CONVERSATION_IDLE_RESOLVE_AFTER = env.int("CONVERSATION_IDLE_RESOLVE_AFTER", default=24 * 3600)
 # The console opens a conversation with its latest this-many messages; older ones come a page at a time.
 CONSOLE_HISTORY_PAGE = env.int("CONSOLE_HISTORY_PAGE", default=100)
 # The prompt's history: this many recent messages, cached (Redis) this many seconds, then read from the database.
@@ -298,6 +311,12 @@ LOGIN_THROTTLE_WINDOW = env.int("LOGIN_THROTTLE_WINDOW", default=900)
 # sent, and the answer is the same, so it never tells whether an account exists).
 PASSWORD_RESET_PER_ADDRESS = env.int("PASSWORD_RESET_PER_ADDRESS", default=5)
 PASSWORD_RESET_PER_EMAIL = env.int("PASSWORD_RESET_PER_EMAIL", default=3)
+# Outgoing email (password resets, team invitations) as a URL: smtp://user:password@host:25, smtp+tls://...:587,
+# smtp+ssl://...:465, or consolemail:// (the default: each email is printed to the server's output instead).
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="helpdesk@localhost")
+# Seconds an invitation to join the team stays valid (helpdesk.invitations); one week by default.
+INVITATION_TTL = env.int("INVITATION_TTL", default=7 * 24 * 3600)
 # Flash messages server-side: a new API key is shown once through one, and must not travel in a cookie.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 LOGIN_REDIRECT_URL = "/console/"

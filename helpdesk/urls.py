@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from chat.api.errors import api_not_found
-from helpdesk import auth_views, playground, report_views, views
+from helpdesk import auth_views, console_views, invitation_views, playground, report_views, views
 from helpdesk.api import api
 
 # A failure outside any view (a middleware's query while PostgreSQL is down) still answers 503, not 500.
@@ -18,6 +18,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("console/", views.console, name="console"),
+    path("console/search/", console_views.console_search, name="console-search"),
+    path("console/customers/", console_views.customer_profile, name="console-customer"),
     path("playground/", playground.playground, name="playground"),
     path("playground/generate", playground.playground_generate, name="playground-generate"),
     path("playground/prompt", playground.playground_prompt_publish, name="playground-prompt"),
@@ -28,6 +30,8 @@ urlpatterns = [
     path("reports/conversations/", report_views.report_conversations, name="reports-conversations"),
     path("reports/conversations/<uuid:conversation_id>/", report_views.report_transcript, name="reports-transcript"),
     path("reports/export.csv", report_views.report_export, name="reports-export"),
+    path("invite/", invitation_views.invite, name="invite"),
+    path("invite/<str:token>/", invitation_views.invite_accept, name="invite-accept"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics, name="metrics"),

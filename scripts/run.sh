@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make run`: serve the helpdesk with daphne; with DATABASE_URL and REDIS_URL also run a Celery worker beside it.
+# `make run`: serve the helpdesk with daphne; with DATABASE_URL and REDIS_URL also run a Celery worker and Celery
+# beat (the conversations' lifecycle pass every minute) beside it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -12,22 +13,31 @@ PORT="${PORT:-8000}"
 "$BIN/python" manage.py kb_import knowledge/demo --if-empty
 # A month of sample conversations (site "Demo shop (sample history)"), once, so the reports have figures to show.
 "$BIN/python" manage.py history_seed --if-empty
+# Search terms of messages written before the console had a search (quick when there are none to fill).
+"$BIN/python" manage.py search_reindex --if-needed
+# Canned responses and fallback rules in English and Chinese, once: the console and the rule fallback start with some.
+"$BIN/python" manage.py demo_seed --if-empty
 
 worker=""
+beat=""
 stop() {
   trap - EXIT INT TERM
   [ -n "${web:-}" ] && kill -TERM "$web" 2>/dev/null || true
+  [ -n "$beat" ] && kill -TERM "$beat" 2>/dev/null || true
   # SIGTERM to the worker's main process only: Celery drains running replies, then exits.
   [ -n "$worker" ] && kill -TERM "$worker" 2>/dev/null && wait "$worker" || true
 }
 trap stop EXIT INT TERM
 
 if [ -n "${REDIS_URL:-}" ] && [ -n "${DATABASE_URL:-}" ]; then
-  echo "Production shape: daphne + a Celery worker (threads pool) on $REDIS_URL"
+  echo "Production shape: daphne + a Celery worker (threads pool) + Celery beat on $REDIS_URL"
   "$BIN/celery" -A helpdesk worker -P threads -c "${CELERY_CONCURRENCY:-8}" -l info &
   worker=$!
+  mkdir -p var
+  "$BIN/celery" -A helpdesk beat -l info -s var/celerybeat-schedule &
+  beat=$!
 else
-  echo "Embedded defaults: SQLite in var/, in-memory channel layer, replies generated in this process."
+  echo "Embedded defaults: SQLite in var/, in-memory channel layer, replies and the lifecycle pass in this process."
 fi
 echo
 echo "  Helpdesk chat: http://$HOST:$PORT/    admin: http://$HOST:$PORT/admin/"

@@ -41,7 +41,8 @@ from chat.frame_limits import CUSTOMER_FRAME_LIMITS, OTHER
 from chat.models import Conversation, HandoffReason, Message, Rating, Site
 from helpdesk.asgi import application, websocket_urlpatterns
 from helpdesk.consumers import AgentConsumer
-from helpdesk.models import CannedResponse, Ticket, Webhook, WebhookDelivery
+from helpdesk.invitations import invitation_create
+from helpdesk.models import CannedResponse, CustomerNote, Ticket, Webhook, WebhookDelivery
 from inference.models import FallbackRule
 from inference.services import system_prompt_publish
 from knowledge.services import ArticleInput, article_save
@@ -162,11 +163,16 @@ HTTP: dict[tuple[str, str], dict] = {
     # The console and its pages.
     ("console", "GET"): CONSOLE,
     ("console", "POST"): expect(everyone=405),
-    # Knowledge gaps need the knowledge base's view permission, which only the admin group has.
-    ("knowledge-gaps", "GET"): expect(sessionless="login", agents=403, manager=403, admin=200, removed=403),
+    # Search and the customer profile: console users; a note needs a valid email (an empty form is a 400).
+    ("console-search", "GET"): CONSOLE,
+    ("console-search", "POST"): expect(everyone=405),
+    ("console-customer", "GET"): CONSOLE,
+    ("console-customer", "POST"): expect(sessionless="login", agents=400, supervisors=400, removed=403),
+    # Knowledge gaps need the knowledge base's view permission (managers and admins); drafts its add permission.
+    ("knowledge-gaps", "GET"): expect(sessionless="login", agents=403, supervisors=200, removed=403),
     ("knowledge-gaps", "POST"): expect(everyone=405),
     ("knowledge-gap-draft", "GET"): expect(everyone=405),
-    ("knowledge-gap-draft", "POST"): expect(sessionless="login", agents=403, manager=403, admin=409, removed=403),
+    ("knowledge-gap-draft", "POST"): expect(sessionless="login", agents=403, supervisors=409, removed=403),
     # The playground: managers and admins (agents only if granted); publishing needs the prompt permissions.
     ("playground", "GET"): expect(sessionless="login", agents=403, supervisors=200, removed=403),
     ("playground", "POST"): expect(everyone=405),
@@ -187,6 +193,12 @@ HTTP: dict[tuple[str, str], dict] = {
     ("reports-transcript", "POST"): expect(everyone=405),
     ("reports-export", "GET"): expect(sessionless="login", agents=200, supervisors=200, removed=403),
     ("reports-export", "POST"): expect(everyone=405),
+    # Inviting teammates: managers and admins (helpdesk.add_invitation); an empty form is a 400. The invitee's page
+    # is public: an unknown token answers 404 before anything else.
+    ("invite", "GET"): expect(sessionless="login", agents=403, supervisors=200, removed=403),
+    ("invite", "POST"): expect(sessionless="login", agents=403, supervisors=400, removed=403),
+    ("invite-accept", "GET"): expect(everyone=404),
+    ("invite-accept", "POST"): expect(everyone=404),
     # Health and metrics (the test client is on loopback, which /metrics trusts without METRICS_TOKEN).
     ("healthz", "GET"): expect(everyone=200),
     ("healthz", "POST"): expect(everyone=405),
@@ -246,7 +258,7 @@ HTTP: dict[tuple[str, str], dict] = {
 
 # --- The admin's model pages, generically -----------------------------------------------------------------------
 
-# What the manager role may do in the admin, per model (migrations 0003, 0008 and 0009 of helpdesk, and knowledge's):
+# What the manager role may do in the admin, per model (migrations 0003, 0008, 0009 and 0011 of helpdesk):
 # "view", "add", "change", "delete". The admin group has every permission; the ModelAdmins refuse some pages to
 # everyone (ADMIN_REFUSED).
 MANAGER_ADMIN = {
@@ -256,6 +268,7 @@ MANAGER_ADMIN = {
     "helpdesk.ticket": {"view", "change"},
     "inference.systemprompt": {"view", "add"},
     "inference.fallbackrule": {"view", "add", "change"},
+    "knowledge.article": {"view", "add", "change"},
 }
 ADMIN_REFUSED = {
     ("chat.conversation", "add"),
@@ -263,6 +276,8 @@ ADMIN_REFUSED = {
     ("chat.rating", "add"),
     ("helpdesk.ticket", "add"),
     ("helpdesk.webhookdelivery", "add"),
+    ("helpdesk.invitation", "add"),  # made on the invitation page, which shows the one-time link
+    ("helpdesk.customernote", "add"),  # written on the customer's profile page
     ("inference.systemprompt", "delete"),
 }
 # Each page and the permission it needs ("view" is also granted by "change", as in the admin).
@@ -289,12 +304,12 @@ def admin_page_expected(model_label: str, page: str) -> dict:
 
 
 # The admin's app pages: 404 for staff who may see nothing of the app.
-ADMIN_APPS_MANAGER = {"chat", "helpdesk", "inference"}  # nothing of the knowledge base
+ADMIN_APPS_MANAGER = {"chat", "helpdesk", "inference", "knowledge"}
 
 # --- Expected answers of the console's frames (AgentConsumer.FRAME_TYPES) ----------------------------------------
 
 # The frame sent (besides its type and the conversation) and the conversation it names: "assigned" (the agent's),
-# or "queued" (waiting, for a claim).
+# "queued" (waiting, for a claim) or "resolved" (the agent's, then resolved, for a reopen).
 FRAME_SAMPLES = {
     "claim": ({}, "queued"),
     "open": ({}, "assigned"),
@@ -309,6 +324,10 @@ FRAME_SAMPLES = {
     "presence": ({"status": "away"}, "assigned"),
     "ticket": ({"priority": 3, "tags": "vip"}, "assigned"),
     "ping": ({}, "assigned"),
+    "list": ({"view": "all", "filters": {"priority": 2}}, "assigned"),
+    "take_over": ({}, "assigned"),
+    "reopen": ({}, "resolved"),
+    "snooze": ({"until": None}, "assigned"),
 }
 REFUSED_AT_HANDSHAKE = dict.fromkeys((*NOBODY, *KEYS), "refused")
 REVOKED = "closed:4403"
@@ -328,8 +347,15 @@ def console_row(agent, agent_other="error:forbidden", supervisors=None) -> dict:
 
 CONSOLE_FRAMES = {
     "claim": console_row("conversation", agent_other="conversation"),  # a queued conversation: anyone may claim it
-    "open": console_row("conversation"),
-    "history": console_row("history"),
+    # Any console user reads any conversation (to see who has it, and take it over); acting needs it to be theirs.
+    "open": console_row("conversation", agent_other="conversation"),
+    "history": console_row("history", agent_other="history"),
+    "list": console_row("list", agent_other="list"),
+    # Taking over is for a conversation another agent holds: any console user may, the assignee has it already.
+    "take_over": console_row("error:already_yours", agent_other="ok", supervisors="ok"),
+    # A resolved conversation is reopened by its last agent (or a supervisor); snoozed by its assignee (or one).
+    "reopen": console_row("ok"),
+    "snooze": console_row("ok"),
     # Only the assignee replies, hands back and transfers (chat's rule, for supervisors too: a manager does those in
     # the admin); a supervisor may resolve any conversation.
     "message": console_row("ack", supervisors="error:not_assigned"),
@@ -450,6 +476,8 @@ class World:
         CannedResponse.objects.create(title="Hi", body="Hello {{customer_name}}")
         webhook = Webhook.objects.create(name="crm", url="https://crm.example.com/hook")
         WebhookDelivery.objects.create(webhook=webhook, event=Webhook.Event.RESOLVED, payload={})
+        invitation_create(email="new@example.com", role="agent", invited_by=self.users["admin"])
+        CustomerNote.objects.create(customer_email="ada@example.com", body="Prefers email.", author=self.users["admin"])
         assert Message.objects.exists()
 
     def client(self, principal: str) -> Client:
@@ -653,7 +681,7 @@ class Socket:
         await self.communicator.disconnect()
 
 
-CONSOLE_DIRECT = {"conversation", "ack", "ticket", "presence", "history", "pong"}
+CONSOLE_DIRECT = {"conversation", "ack", "ticket", "presence", "history", "list", "pong"}
 CUSTOMER_DIRECT = {"ready", "ack", "contact_saved", "rated", "pong"}
 
 
@@ -687,13 +715,15 @@ async def test_console_frame_cells(frame_type, settings):
     wrong = []
     for principal in PRINCIPALS:
         conversation = await _queued(world)
-        if target == "assigned":
+        if target in ("assigned", "resolved"):
             await database_sync_to_async(chat_services.conversation_assign)(
                 conversation_id=conversation.id, agent=world.users["agent"], expected_status="queued"
             )
             await database_sync_to_async(Ticket.objects.filter(conversation=conversation).update)(
                 assignee=world.users["agent"]
             )
+        if target == "resolved":
+            await database_sync_to_async(chat_services.conversation_resolve)(conversation_id=conversation.id)
         cookie = await _session_cookie(world, principal)
         socket = Socket("/ws/console/", origin="http://127.0.0.1", cookie=cookie)
         if not await socket.connect():

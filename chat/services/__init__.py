@@ -3,6 +3,7 @@
 - conversations: open, hand off, assign, reassign, hand back, resolve, contact details, the handoff summary;
 - messages: the customer's (live, or left for later), agents' replies, private notes;
 - replies: the bot's reply lifecycle (enqueue, start, stream, complete, fail, withdraw) and its row-lock protocol;
+- lifecycle: reopen (the customer writing again, or an agent), snooze and wake, the idle auto-resolve;
 - ratings: the customer's rating;
 - live: typing and suggested drafts, which are never stored;
 - errors: the refusals the services raise.
@@ -23,6 +24,13 @@ from chat.services.conversations import (
     conversation_summary_set,
 )
 from chat.services.errors import ActionRefused, ConversationRefused, MessageRejected
+from chat.services.lifecycle import (
+    conversation_reopen,
+    conversation_resolve_idle,
+    conversation_snooze,
+    conversation_wake,
+    conversations_lifecycle_run,
+)
 from chat.services.live import reply_suggest_request, reply_suggestion_send, typing_signal
 from chat.services.messages import (
     message_clean,
@@ -54,9 +62,14 @@ __all__ = [
     "conversation_hand_back",
     "conversation_hand_off",
     "conversation_reassign",
+    "conversation_reopen",
     "conversation_resolve",
+    "conversation_resolve_idle",
+    "conversation_snooze",
     "conversation_start",
     "conversation_summary_set",
+    "conversation_wake",
+    "conversations_lifecycle_run",
     "message_clean",
     "message_leave",
     "message_post_agent",

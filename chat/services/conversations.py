@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chat import ratelimit, signals, tasks
-from chat.models import ApiKey, Conversation, HandoffReason, Site
+from chat.models import ApiKey, Conversation, HandoffReason, Rating, Site
 from chat.selectors import secret_hash
 from chat.services import reporting
 from chat.services.base import (
@@ -192,26 +192,50 @@ def conversation_hand_back(*, conversation_id: uuid.UUID, agent) -> None:
 
 @transaction.atomic
 def conversation_resolve(*, conversation_id: uuid.UUID, agent=None, by_customer: bool = False) -> None:
-    """Close the conversation (an agent, or the customer ending the chat); the customer is then asked to rate it."""
+    """Close the conversation (an agent, or the customer ending the chat); the customer is then asked to rate it,
+    unless they were asked before (see rating_due)."""
     conversation = conversation_lock(conversation_id)
     if agent is not None and conversation.assignee_id not in (None, agent.pk):
         raise ActionRefused("not_assigned", "Another agent has this conversation.")
     if conversation.status == Conversation.Status.RESOLVED:
         return
+    resolve_locked(conversation, key="ended_by_customer" if by_customer else "resolved")
+
+
+def rating_due(conversation: Conversation) -> bool:
+    """Whether resolving the conversation asks the customer for a rating: once per conversation (never again after
+    it was asked or rated, however often it is reopened)."""
+    return conversation.rating_requested_at is None and not Rating.objects.filter(conversation=conversation).exists()
+
+
+def resolve_locked(conversation: Conversation, *, key: str, may_ask: bool = True) -> None:
+    """Resolve a conversation whose row the caller locked, with the system message `key` (its "_quiet" variant when
+    no rating is asked: see rating_due; never if not `may_ask`). It keeps its assignee, the last agent, who gets it
+    back if the customer writes again."""
     replies_withdraw_unfinished(conversation)
     conversation.status = Conversation.Status.RESOLVED
     conversation.resolved_at = timezone.now()
+    conversation.snoozed_until = None
     reporting.on_resolve(conversation)
-    conversation.save(update_fields=["status", "resolved_at", *reporting.RESOLVE_FIELDS, "updated_at"])
-    system_message(conversation, "ended_by_customer" if by_customer else "resolved")
-    broadcast_on_commit(conversation, {"type": "chat.status", "status": conversation.status})
+    fields = ["status", "resolved_at", "snoozed_until", *reporting.RESOLVE_FIELDS, "updated_at"]
+    ask = may_ask and rating_due(conversation)
+    if ask:
+        conversation.rating_requested_at = conversation.resolved_at
+        fields.append("rating_requested_at")
+    conversation.save(update_fields=fields)
+    system_message(conversation, key if ask else f"{key}_quiet")
+    broadcast_on_commit(conversation, {"type": "chat.status", "status": conversation.status, "rate": ask})
     signals.conversation_resolved.send(sender=Conversation, conversation=conversation)
 
 
 @transaction.atomic
 def conversation_contact_request(*, conversation_id: uuid.UUID) -> None:
-    """No one can answer now: tell the customer, and ask for contact details so the team can reply later."""
+    """No one can answer now: tell the customer, and ask for contact details so the team can reply later (or, if
+    the conversation has the customer's email already, say that the reply will go there)."""
     conversation = conversation_lock(conversation_id)
+    if conversation.customer_email:  # given in the pre-chat form (or before): not asked twice
+        system_message(conversation, "contact_known", email=conversation.customer_email)
+        return
     system_message(conversation, "contact_request")
     broadcast_on_commit(conversation, {"type": "chat.contact_request"})
 

@@ -20,6 +20,7 @@ from chat.services.base import (
 )
 from chat.services.conversations import conversation_hand_off, conversation_start
 from chat.services.errors import ActionRefused, MessageRejected
+from chat.services.lifecycle import customer_returns
 from inference.deferral import customer_asks_for_human
 
 # Messages per minute per conversation when it has no site (opened through the API).
@@ -44,6 +45,9 @@ def message_post_customer(
     *, conversation_id: uuid.UUID, content, client_id: str = "", overrides: dict | None = None
 ) -> tuple[Message, bool]:
     """Store a customer message and, in bot mode, have the bot answer it once the message is committed.
+
+    A message to a resolved or snoozed conversation reopens it (chat.services.lifecycle.customer_returns): to the
+    team if an agent had it, with no bot reply; to the bot otherwise.
 
     A resend with the same `client_id` returns the stored message and `created=False` instead of a duplicate.
     `overrides` (sampling parameters from an API request) go with the reply job to the engine.
@@ -71,11 +75,6 @@ def message_post_customer(
     was_resolved = conversation.status == Conversation.Status.RESOLVED
     now = timezone.now()
     fields = reporting.on_customer_message(conversation, content, now, was_resolved=was_resolved)
-    if was_resolved:
-        # A customer writing again reopens the conversation with the bot.
-        conversation.status = Conversation.Status.BOT
-        conversation.resolved_at = None
-        fields += ["status", "resolved_at"]
     message = Message.objects.create(
         conversation=conversation,
         seq=seq_take(conversation, *fields),
@@ -85,6 +84,9 @@ def message_post_customer(
     )
     broadcast_on_commit(conversation, {"type": "chat.message", "message": message_to_dict(message)})
     transaction.on_commit(partial(session_cache.turn_append, message))
+    if was_resolved or conversation.status == Conversation.Status.SNOOZED:
+        # Back to its last agent (or the queue) if an agent had it, else to the bot: the message goes there.
+        customer_returns(conversation)
     if conversation.status == Conversation.Status.BOT:
         if conversation.site_id and not conversation.site.bot_enabled:
             conversation_hand_off(conversation_id=conversation.id, reason=HandoffReason.BOT_OFF, message_id=message.id)

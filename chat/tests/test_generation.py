@@ -91,6 +91,57 @@ def test_chinese_gets_full_width_punctuation_as_it_streams(fake_engine):
     assert result.text == "您好，订单已发货！" and "".join(publisher.deltas) == result.text
 
 
+def test_a_reply_stopped_by_the_token_limit_ends_at_its_last_sentence(fake_engine, monkeypatch):
+    monkeypatch.setattr(fake_engine, "finish_reason", "length")
+    fake_engine.script = ["Your parcel left on Monday. ", "It arrives within three days. ", "If it does not, we"]
+    publisher = Recorder()
+    result = generate(request(), publisher)
+    assert result.outcome == Outcome.ANSWERED and result.stats.finish_reason == "length"
+    assert result.text == "Your parcel left on Monday. It arrives within three days."
+    assert "".join(publisher.deltas).endswith("If it does not, we")  # streamed; the final text replaces it
+
+
+def test_a_chinese_reply_stopped_by_the_token_limit_ends_at_its_last_sentence(fake_engine, monkeypatch):
+    monkeypatch.setattr(fake_engine, "finish_reason", "length")
+    fake_engine.script = ["您的包裹周一已发出.", "预计三天内送达!", "如果没有"]
+    result = generate(request(language="zh-CN"), Recorder())
+    assert result.text == "您的包裹周一已发出。预计三天内送达！"
+
+
+def test_a_reply_cut_mid_sentence_says_that_it_was_cut(fake_engine, monkeypatch):
+    monkeypatch.setattr(fake_engine, "finish_reason", "length")
+    fake_engine.script = ["To change the address, ", "open the order page, ", "choose the parcel, then"]
+    publisher = Recorder()
+    result = generate(request(), publisher)
+    expected = "To change the address, open the order page, choose the parcel, then… (reply cut short)"
+    assert result.text == expected and "".join(publisher.deltas) == expected  # the note is streamed too
+
+
+def test_a_chinese_reply_cut_mid_sentence_says_that_it_was_cut(fake_engine, monkeypatch):
+    monkeypatch.setattr(fake_engine, "finish_reason", "length")
+    fake_engine.script = ["要修改地址,", "请打开订单页面,", "然后"]
+    publisher = Recorder()
+    result = generate(request(language="zh"), publisher)
+    assert result.text == "要修改地址，请打开订单页面，然后…（回复已截断）"
+    assert "".join(publisher.deltas) == result.text
+
+
+def test_a_customer_reads_the_cut_reply_as_the_stored_message(fake_engine, monkeypatch):
+    from chat import services
+    from chat.reply import reply_generate
+
+    monkeypatch.setattr(fake_engine, "finish_reason", "length")
+    fake_engine.script = ["It left on Monday. ", "It arrives soon. ", "Track it on"]
+    conversation, _ = services.conversation_start()
+    message, _ = services.message_post_customer(conversation_id=conversation.id, content="Where is my parcel?")
+    assert reply_generate(customer_message_id=message.pk).content == "It left on Monday. It arrives soon."
+
+
+def test_a_reply_that_ends_by_itself_is_left_whole(fake_engine):
+    fake_engine.script = ["It left on Monday, ", "and"]
+    assert generate(request()).text == "It left on Monday, and"
+
+
 def test_an_engine_failure_is_answered_by_the_first_matching_rule(fake_engine):
     FallbackRule.objects.create(name="parcel", keywords="parcel", answer="Parcels take 3 days.", language="en")
     fake_engine.script = ["Let me", EngineError("engine down")]

@@ -164,7 +164,8 @@ def test_unrated_low_rated_and_open_conversations_are_skipped_with_their_reasons
 def test_agent_answers_are_the_targets_of_a_handed_off_conversation(tmp_path, agent):
     human_chat(agent, rating=None)
     [example], _report = export(tmp_path)
-    # The bot's answer that led to the handoff is dropped; the customer's messages around it make one user turn.
+    # "That does not help at all." is frustration with the bot: the customer's own request hands off. The bot's
+    # answer that led to the handoff is dropped; the customer's messages around it make one user turn.
     # The last "Bye" is cut: an example ends on an answer.
     assert chat_of(example) == [
         ("user", "My parcel arrived broken.\nThat does not help at all."),
@@ -172,7 +173,7 @@ def test_agent_answers_are_the_targets_of_a_handed_off_conversation(tmp_path, ag
         ("user", "Thank you."),
         ("assistant", "You're welcome."),
     ]
-    assert example["metadata"]["kind"] == "human" and example["metadata"]["handoff_reason"] == "model_deferred"
+    assert example["metadata"]["kind"] == "human" and example["metadata"]["handoff_reason"] == "customer_request"
     assert example["metadata"]["bot_answers"] == 0 and example["metadata"]["agent_answers"] == 2
 
 

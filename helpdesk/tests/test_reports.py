@@ -109,7 +109,7 @@ def world():
     c[4].rate(at(4, 9), 2, '=HYPERLINK("http://evil")')
     # C5 (Chinese): the bot knows nothing and hands off at 12:00:06 (its reply took 6 s); bob claims at 12:10
     # (594 s), answers at 12:20 (1,194 s), resolves at 12:30; rated 4; the customer writes again the next day:
-    # reopened, with the bot again, no longer resolved.
+    # reopened, no longer resolved, and back with the team (bob is not online: in the queue, not with the bot).
     c[5] = Story.start(at(5, 12), site=shop, language="zh")
     first = c[5].customer(at(5, 12), "发票怎么开？")
     c[5].bot(at(5, 12, 0, 6), first, "抱歉，我不确定，正在为您转接人工客服。")
@@ -168,7 +168,7 @@ def test_the_services_keep_each_conversations_figures(world):
     assert rows[1].bot_first_response_s == 4 and rows[1].customer_confirmed
     assert rows[4].queue_wait_s == 120 and rows[4].human_first_response_s == 300
     assert (rows[4].resolution_s, rows[4].resolution_business_s) == (63_000, 5_400)
-    assert rows[5].reopened_count == 1 and rows[5].status == Conversation.Status.BOT
+    assert rows[5].reopened_count == 1 and rows[5].status == Conversation.Status.QUEUED
     assert rows[5].resolution_s is None and rows[5].released_at == at(5, 12, 30)
     assert (rows[6].queue_wait_s, rows[6].human_first_response_s) == (129_600, 130_200)
     assert (rows[6].resolution_s, rows[6].resolution_business_s) == (130_500, 900)

@@ -15,6 +15,7 @@ class FakeEngine(Engine):
 
     name = "fake"
     script: list | None = None
+    finish_reason = "stop"  # "length": the script ends where max_tokens stopped it
     calls: list[tuple[list[ChatTurn], SamplingParams]] = []
 
     def __init__(self, max_model_len: int = 4096, delay_s: float = 0.0):
@@ -43,7 +44,9 @@ class FakeEngine(Engine):
             time.sleep(self.delay_s)
             produced += 1
             yield Delta(text=piece)
-        yield Delta(finish_reason="stop", prompt_tokens=self.count_tokens(turns), completion_tokens=produced)
+        yield Delta(
+            finish_reason=self.finish_reason, prompt_tokens=self.count_tokens(turns), completion_tokens=produced
+        )
 
     def health(self) -> Health:
         return Health(ok=True)

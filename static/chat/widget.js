@@ -55,6 +55,7 @@
     waiting: ["Waiting to send…", "等待发送…"],
     rateMsg: ["You are sending messages too quickly. Your message will be sent in {n} s.", "您发送消息过快,消息将在 {n} 秒后发送。"],
     message_too_long: ["Not sent: the message is too long.", "未发送:消息过长。"],
+    tooLong: ["Your message is {n} characters; the limit is {max}. Shorten it to send.", "消息共 {n} 个字符,超过 {max} 个字符的上限,请删减后再发送。"],
     empty_message: ["Not sent: the message is empty.", "未发送:消息为空。"],
     invalid_message: ["Not sent.", "未发送。"],
     service_unavailable: ["Connection trouble; retrying…", "连接出现问题,正在重试…"],
@@ -307,6 +308,7 @@ pre code{background:none;padding:0}
 .hd-body a{color:#0969da}
 .hd-h{font-weight:600}
 .hd-typing{padding:4px 16px;font-style:italic}
+.hd-over{margin:4px 12px;padding:6px 10px;border-radius:8px;background:#fff8c5;color:#7d4e00;font-size:13px}
 .hd-error{margin:4px 12px;padding:6px 10px;border-radius:8px;background:#ffebe9;color:#a40e26;font-size:13px}
 .hd-composer{display:flex;gap:8px;align-items:flex-end;padding:10px 12px;border-top:1px solid #e5e7eb}
 .hd-input,.hd-field input,.hd-field textarea{width:100%;padding:9px 11px;border:var(--b);border-radius:8px;background:#fff}
@@ -333,7 +335,7 @@ pre code{background:none;padding:0}
   let conv = null, outbox = []; // {id, secret, path}; [{client_id, content, wait}]
   const msgs = new Map(), pend = new Map(); // seq -> {role, content, state, at, li, t: last activity, gap}; client_id -> <li>
   let ws = null, ready = false, everReady = false, attempt = 0, retryTimer, pingTimer, pongTimer, conn = 0;
-  let readySeq = 0, baseline = null, seenOnConn = new Set(), status = null, rated = false;
+  let readySeq = 0, baseline = null, seenOnConn = new Set(), status = null, rated = false, askRate = false;
   let isOpen = false, focusPending = false, unread = 0, view = "notice", noticeKey = "loading";
   let maxChars = 4000, welcome = "", busy = false, peer = null, typingTick, errTimer;
   let typingSentAt = 0, typingIdle, typingOn = false;
@@ -371,10 +373,12 @@ pre code{background:none;padding:0}
   const scroller = h("div", { class: "hd-scroll" }, log, contactBox, rateBox, thanks);
   const typingEl = h("div", { class: "hd-typing", role: "status", hidden: true });
   const errorEl = h("div", { class: "hd-error", role: "alert", hidden: true });
-  const input = tr(h("textarea", { class: "hd-input", id: "hd-input", name: "message", rows: "1", maxlength: maxChars }), "input", "placeholder");
+  // No maxlength: it cut a long paste without a word. Over the limit, overEl says so and nothing is sent.
+  const overEl = h("div", { class: "hd-over", id: "hd-over", role: "alert", hidden: true });
+  const input = tr(h("textarea", { class: "hd-input", id: "hd-input", name: "message", rows: "1" }), "input", "placeholder");
   const sendBtn = tr(h("button", { class: "hd-send", type: "submit" }), "send");
   const composer = h("form", { class: "hd-composer", onsubmit: onCompose }, tr(h("label", { class: "hd-sr", for: "hd-input" }), "input"), input, sendBtn);
-  const vChat = h("div", { class: "hd-view", hidden: true }, scroller, typingEl, errorEl, composer);
+  const vChat = h("div", { class: "hd-view", hidden: true }, scroller, typingEl, errorEl, overEl, composer);
   const panel = h(
     "div",
     { id: "hd-panel", class: "hd-panel", role: "dialog", "aria-modal": "false", "aria-labelledby": "hd-title", hidden: true },
@@ -461,13 +465,14 @@ pre code{background:none;padding:0}
 
   function setStatus() {
     let k = "";
-    if (conv) k = ready ? { queued: "queued", agent: "agent", resolved: "resolved" }[status] || "online" : everReady ? "reconnecting" : "connecting";
+    if (conv) k = ready ? { queued: "queued", agent: "agent", snoozed: "agent", resolved: "resolved" }[status] || "online" : everReady ? "reconnecting" : "connecting";
     else if (config) k = config.availability && config.availability.mode === "offline" ? "offline" : "online";
     statusEl.textContent = k && t(k);
     endBtn.hidden = !(conv && ready && status && status !== "resolved");
     if (endBtn.hidden) confirmBox.hidden = true;
     if (rateForm) {
-      const show = status === "resolved" && !rated;
+      // asked once per conversation (the server says when: `rate`), and gone as soon as it is no longer resolved
+      const show = status === "resolved" && askRate && !rated;
       if (show && rateForm.hidden) stick(() => (rateForm.hidden = false));
       rateForm.hidden = !show;
     }
@@ -491,7 +496,7 @@ pre code{background:none;padding:0}
     const id = "hd-" + form + "-" + name, area = type === "textarea";
     const inp = h(area ? "textarea" : "input", {
       id, name, type: area ? null : type, rows: area ? 4 : null, required: mode === "required",
-      autocomplete: area ? null : name, maxlength: area ? maxChars : name === "email" ? 254 : 120,
+      autocomplete: area ? null : name, maxlength: area ? null : name === "email" ? 254 : 120,
       oninput: () => fieldError(inp, ""),
     });
     return h("div", { class: "hd-field" },
@@ -535,7 +540,10 @@ pre code{background:none;padding:0}
       nm !== "off" && field("pc", "name", nm, "text"), em !== "off" && field("pc", "email", em, "email"));
     vPre.replaceChildren(...[welcome && h("p", { class: "hd-welcome", text: welcome }), prechatForm].filter(Boolean));
 
-    vOff.replaceChildren(mkForm("hd-offline", "sendMsg", (f) => create("messages", f, vals(f)),
+    vOff.replaceChildren(mkForm("hd-offline", "sendMsg", (f) => {
+      const n = chars(val(f, "content"));
+      n > maxChars ? fieldError(f.elements.content, t("tooLong", { n, max: maxChars })) : create("messages", f, vals(f));
+    },
       h("p", { class: "hd-away", text: t("away") }), field("off", "name", nm === "required" ? nm : "optional", "text"),
       field("off", "email", "required", "email"), field("off", "content", "required", "textarea")));
 
@@ -601,7 +609,6 @@ pre code{background:none;padding:0}
     }
     if (!fixedLang && (site.language === "zh" || site.language === "en")) lang = site.language;
     maxChars = +(c.limits && c.limits.max_message_chars) || 4000;
-    input.maxLength = maxChars;
     welcome = (lang === "zh" && site.welcome_message_zh) || site.welcome_message || "";
     relabel();
     title.textContent = site.name || t("support");
@@ -654,7 +661,7 @@ pre code{background:none;padding:0}
     conv = { id, secret: String(c.secret), path: typeof c.websocket === "string" && c.websocket[0] === "/" ? c.websocket : "/ws/chat/" + encodeURIComponent(id) + "/" };
     if (fresh) {
       sset("localStorage", SK, { id, secret: conv.secret });
-      if (+c.max_message_chars) input.maxLength = maxChars = +c.max_message_chars;
+      if (+c.max_message_chars) maxChars = +c.max_message_chars;
       saveOutbox();
     }
     everReady = false;
@@ -670,7 +677,7 @@ pre code{background:none;padding:0}
     outbox = [];
     saveOutbox();
     status = null;
-    rated = false;
+    rated = askRate = false;
     contactForm.hidden = rateForm.hidden = thanks.hidden = true;
     resetLog();
     home();
@@ -888,6 +895,7 @@ pre code{background:none;padding:0}
         if (baseline == null) baseline = readySeq;
         rated = !!c.rated;
         status = c.status;
+        askRate = !!c.rate;
         errorEl.hidden = true;
         // streaming replies not replayed were withdrawn meanwhile
         const my = conn, stale = [...msgs.values()].filter((r) => r.state === "streaming" && r.seq <= readySeq);
@@ -917,6 +925,7 @@ pre code{background:none;padding:0}
         break;
       case "status":
         status = f.status;
+        askRate = status === "resolved" && !!f.rate;
         if (status !== "bot") typingReset();
         setStatus();
         break;
@@ -975,7 +984,10 @@ pre code{background:none;padding:0}
         li.classList.add("hd-msg--rejected");
         li.querySelector(".hd-note").textContent = t(/^(message_too_long|empty_message)$/.test(code) ? code : "invalid_message");
       }
-      if (!input.value) input.value = item.content;
+      if (!input.value) {
+        input.value = item.content;
+        overLimit();
+      }
       return showError(errText(f));
     }
     if (code === "already_rated") {
@@ -994,9 +1006,10 @@ pre code{background:none;padding:0}
     e.preventDefault();
     const text = input.value.trim();
     if (!text) return;
-    if (text.length > maxChars) return showError(t("message_too_long"));
+    if (overLimit()) return input.focus();
     input.value = "";
     autosize();
+    overLimit();
     typingStop();
     const item = { client_id: uid(), content: text };
     outbox.push(item);
@@ -1022,8 +1035,19 @@ pre code{background:none;padding:0}
       sendBtn.click();
     }
   });
+  const chars = (text) => [...text].length; // code points, as the server counts
+  function overLimit() { // shows (or clears) the warning; true while the message is too long to send
+    const n = chars(input.value.trim()), over = n > maxChars;
+    overEl.hidden = !over;
+    if (over) overEl.textContent = t("tooLong", { n, max: maxChars });
+    sendBtn.setAttribute("aria-disabled", String(over));
+    over ? input.setAttribute("aria-describedby", "hd-over") : input.removeAttribute("aria-describedby");
+    input.setAttribute("aria-invalid", String(over));
+    return over;
+  }
   input.addEventListener("input", () => {
     autosize();
+    overLimit();
     if (!input.value) return typingStop();
     const now = Date.now();
     if (ready && now - typingSentAt > 3000 && send({ type: "typing", on: true })) {

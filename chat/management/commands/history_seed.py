@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from chat.history import history_seed
+from chat.management.commands.search_reindex import search_terms_fill
 from chat.models import Conversation, Site, SiteHours
 
 SITE_NAME = "Demo shop (sample history)"
@@ -45,4 +46,6 @@ class Command(BaseCommand):
                 agent.save(update_fields=["password"])
             agents.append(agent)
         written = history_seed(count=count, days=days, site=site, agents=agents, seed=seed)
+        # Written in bulk, the messages skipped Message.save: their search terms are filled here.
+        search_terms_fill(only_missing=True)
         self.stdout.write(f"Wrote {written} past conversations of {site.name!r} over {days} days.")
