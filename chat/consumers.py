@@ -255,8 +255,10 @@ class CustomerConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
         await self.send_json({"type": "withdrawn", "seq": event["seq"]})
 
     async def chat_status(self, event: dict) -> None:
-        # `rate`: a resolution that asks the customer for a rating (once per conversation).
-        await self.send_json({"type": "status", "status": event["status"], "rate": bool(event.get("rate"))})
+        frame = {"type": "status", "status": event["status"]}
+        if event["status"] == "resolved":  # whether this resolution asks for a rating (once per conversation)
+            frame["rate"] = bool(event.get("rate"))
+        await self.send_json(frame)
 
     async def chat_typing(self, event: dict) -> None:
         if event["role"] != "customer":  # not an echo of the customer's own typing

@@ -1,5 +1,6 @@
 """A customer as a plain program: HTTP to open a conversation, the `websockets` package for the chat socket."""
 
+import asyncio
 import json
 import re
 import time
@@ -57,7 +58,7 @@ async def ask(base_url: str, conversation: dict, question: str, timeout: float =
     ws_url = base_url.replace("http", "ws", 1) + conversation["websocket"]
     async with connect(ws_url, origin=base_url, open_timeout=10) as ws:
         await ws.send(json.dumps({"type": "hello", "secret": conversation["secret"], "last_seq": 0}))
-        assert json.loads(await ws.recv(10))["type"] == "ready"
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "ready"
         exchange = Exchange()
         started = time.perf_counter()
         await ws.send(json.dumps({"type": "message", "content": question, "client_id": f"q-{started}"}))

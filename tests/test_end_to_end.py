@@ -1,6 +1,7 @@
 """The whole stack as separate processes: daphne, a real Celery worker, Redis, PostgreSQL and the real model, the
 bot answering from the demo knowledge base (generative on the production shape, extractive in embedded mode)."""
 
+import asyncio
 import contextlib
 import sqlite3
 import subprocess
@@ -148,12 +149,12 @@ async def test_a_reply_whose_worker_dies_mid_stream_is_finished_by_another_worke
             await ws.send(json.dumps({"type": "message", "content": QUESTION}))  # sentences after the first
             frames = []
             while not any(f["type"] == "delta" for f in frames):
-                frames.append(json.loads(await ws.recv(60)))
+                frames.append(json.loads(await asyncio.wait_for(ws.recv(), 60)))
             doomed.popen.kill()  # SIGKILL mid-stream: no chance to ack, fail or clean up
             doomed.popen.wait()
             survivor = stack.start_worker(env, logs_dir, name="celery-survivor")
             while not (frames[-1]["type"] == "done"):
-                frames.append(json.loads(await ws.recv(60)))
+                frames.append(json.loads(await asyncio.wait_for(ws.recv(), 60)))
         done = frames[-1]["message"]
         assert done["state"] == "complete" and done["content"]
         reopened = [f for f in frames if f["type"] == "message" and f["message"]["seq"] == done["seq"]]

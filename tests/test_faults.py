@@ -102,7 +102,7 @@ async def test_postgresql_stopped_answers_503_and_retry_codes_then_recovers_by_i
         conversation = conversation_open(base_url, seeded["site"])
         customer = await connect(_ws_url(base_url, conversation["websocket"]), origin=base_url, open_timeout=10)
         await customer.send(json.dumps({"type": "hello", "secret": conversation["secret"], "last_seq": 0}))
-        assert json.loads(await customer.recv(10))["type"] == "ready"
+        assert json.loads(await asyncio.wait_for(customer.recv(), 10))["type"] == "ready"
 
         pg.stop()
 
@@ -153,12 +153,12 @@ async def test_postgresql_stopped_answers_503_and_retry_codes_then_recovers_by_i
         # The customer reconnects (as the widget does on 4013) and resends the unacknowledged message: stored once.
         async with connect(_ws_url(base_url, conversation["websocket"]), origin=base_url) as again:
             await again.send(json.dumps({"type": "hello", "secret": conversation["secret"], "last_seq": 0}))
-            assert json.loads(await again.recv(10))["type"] == "ready"
+            assert json.loads(await asyncio.wait_for(again.recv(), 10))["type"] == "ready"
             for _ in range(2):  # a second resend, as after a lost ack
                 await again.send(json.dumps({"type": "message", "content": "Are you there?", "client_id": "m-1"}))
-                frame = json.loads(await again.recv(10))
+                frame = json.loads(await asyncio.wait_for(again.recv(), 10))
                 while frame["type"] != "ack":
-                    frame = json.loads(await again.recv(10))
+                    frame = json.loads(await asyncio.wait_for(again.recv(), 10))
                 assert frame["seq"] == 1
         assert pg.psql("SELECT count(*) FROM chat_message WHERE client_id = 'm-1'") == "1"
         assert recovered_s < 20

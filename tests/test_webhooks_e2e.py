@@ -34,11 +34,11 @@ async def hand_off(base_url: str, conversation: dict) -> list[dict]:
     """Ask for a person through the customer socket; returns the frames up to the move to the queue."""
     async with connect(base_url.replace("http", "ws", 1) + conversation["websocket"], origin=base_url) as ws:
         await ws.send(json.dumps({"type": "hello", "secret": conversation["secret"]}))
-        assert json.loads(await ws.recv(10))["type"] == "ready"
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "ready"
         await ws.send(json.dumps({"type": "message", "content": "I want to talk to a human agent"}))
         frames = []
         while not frames or frames[-1] != {"type": "status", "status": "queued"}:
-            frames.append(json.loads(await ws.recv(10)))
+            frames.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
         return frames
 
 
