@@ -357,7 +357,11 @@ def _stream(
     held = deferral.flush()
     held = punctuation.feed(held) if punctuation is not None and held else held
     if gate is not None:
-        held = gate.feed(held) + gate.flush()
+        held = gate.feed(held)
+        # An unfinished sentence the token limit cut off is not shown at all: the reply ends at its last sentence
+        # (_cut_short), and what streamed is what is stored.
+        if getattr(generation.stats, "finish_reason", None) != "length":
+            held += gate.flush()
     if held:
         parts.append(held)
         pending.append(held)

@@ -465,7 +465,10 @@
         case "status":
           if (forCurrent(frame)) {
             setStatus(frame.status, frame.assignee || null);
-            if (frame.status === "resolved") $("ticket-status").value = "resolved";  // resolved with the chat
+            const ticketStatus = $("ticket-status");
+            if (frame.status === "resolved") ticketStatus.value = "resolved";  // resolved with the chat
+            // Reopened (by the customer or an agent): the server opened its ticket again.
+            else if (frame.status !== "snoozed" && ["resolved", "closed"].includes(ticketStatus.value)) ticketStatus.value = "open";
             if (frame.status !== "agent") agentTyping(null, false);
           }
           break;
