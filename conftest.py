@@ -46,6 +46,17 @@ def in_process_generation(settings):
     assert in_process_wait(timeout=30), "in-process tasks still running 30 s after the test"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Each test gets its own channel layer instance. channels caches one per process, and a channels-redis layer
+    keeps asyncio locks bound to the event loop that first used them: a receive a test's consumer left holding its
+    lock broke every later test's socket with "bound to a different event loop"."""
+    from channels.layers import channel_layers
+
+    yield
+    channel_layers.backends.clear()
+
+
 @pytest.fixture(scope="session")
 def artifacts_dir():
     path = django_settings.BASE_DIR / "artifacts"
