@@ -358,10 +358,15 @@ def _stream(
     held = punctuation.feed(held) if punctuation is not None and held else held
     if gate is not None:
         held = gate.feed(held)
-        # An unfinished sentence the token limit cut off is not shown at all: the reply ends at its last sentence
-        # (_cut_short), and what streamed is what is stored.
-        if getattr(generation.stats, "finish_reason", None) != "length":
-            held += gate.flush()
+        tail = gate.flush()
+        # An unfinished sentence the token limit cut off is not shown when the reply will end at its last sentence
+        # (_cut_short), so what streamed is what is stored; when it will end with the "cut short" note instead, the
+        # whole text is shown.
+        shown = "".join(parts) + held
+        if getattr(generation.stats, "finish_reason", None) != "length" or not tail:
+            held += tail
+        elif not shown.startswith(reply_cut_short(shown + tail, language)):
+            held += tail
     if held:
         parts.append(held)
         pending.append(held)
