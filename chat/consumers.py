@@ -12,8 +12,10 @@ The handshake is refused (HTTP 403) when the page's Origin is allowed by no site
 hello is refused like a wrong secret when it is not one of the conversation's own site's, so whether a conversation
 id exists is never told apart from a wrong secret. Each frame type has a rate limit (chat.frame_limits).
 The server answers with `ready`, `ack`, `message`, `delta`, `done`, `pong` and `error` frames
-({"type": "error", "code": "...", "message": "..."}). A bad frame gets an error frame and the socket stays open;
-failing to prove ownership gets an error frame, then a close with one of the codes below.
+({"type": "error", "code": "...", "message": "..."}). A `delta` says where its text starts in the reply (`offset`);
+what the channel layer lost on the way is made good from the database on the same socket (chat.delivery).
+A bad frame gets an error frame and the socket stays open; failing to prove ownership gets an error frame, then a
+close with one of the codes below.
 """
 
 import asyncio
@@ -25,8 +27,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chat import outages, presence, selectors, services
+from chat.delivery import STREAM_QUIET_S, Delivery
 from chat.frame_limits import CUSTOMER_FRAME_LIMITS, FrameLimitedConsumer, frame_decode
-from chat.metrics import RATE_LIMITED, WEBSOCKETS
+from chat.metrics import RATE_LIMITED, WEBSOCKETS, first_delivery_observe
 from chat.models import Conversation
 from chat.origins import origin_allowed
 from chat.outages import SOCKET_MESSAGE, backend_unavailable
@@ -47,6 +50,8 @@ class CustomerConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
     metric_channel = "socket"
     conversation = None
     hello_timer: asyncio.Task | None = None
+    watchdog: asyncio.Task | None = None  # checks quiet streaming replies for a lost end (chat.delivery)
+    delivery: Delivery | None = None  # what this socket was sent, to notice what the channel layer lost
     counted = False  # in helpdesk_websocket_connections{kind="customer"}
 
     async def connect(self) -> None:
@@ -95,6 +100,8 @@ class CustomerConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
             self.counted = False
         if self.hello_timer is not None:
             self.hello_timer.cancel()
+        if self.watchdog is not None:
+            self.watchdog.cancel()
         if self.conversation is not None:
             await self.channel_layer.group_discard(self.conversation.group_name, self.channel_name)
             await database_sync_to_async(presence.customer_disconnected)(self.conversation.id)
@@ -166,6 +173,7 @@ class CustomerConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
         try:
             # Join the group before reading the backlog, so nothing falls between the two; the client drops
             # anything it sees twice by sequence number.
+            self.delivery = Delivery(sent_seq=last_seq)
             await self.channel_layer.group_add(conversation.group_name, self.channel_name)
             await database_sync_to_async(presence.customer_connected)(conversation.id)
             self.conversation = conversation
@@ -178,9 +186,11 @@ class CustomerConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
             return await self._refuse(
                 CLOSE_TRY_AGAIN_LATER, "service_unavailable", "The chat service is unavailable; reconnecting."
             )
+        # Everything up to the conversation's last seq is in the backlog, or is a private note.
+        self.delivery.sent_seq = max(last_seq, summary["last_seq"])
         await self.send_json({"type": "ready", "conversation": summary})
         for message in missed:
-            await self.send_json({"type": "message", "message": message_to_dict(message)})
+            await self._send_message(message_to_dict(message), from_database=True)
 
     async def receive_message(self, frame: dict) -> None:
         client_id = frame.get("client_id", "")
@@ -237,21 +247,75 @@ class CustomerConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
             return await self.send_error(exc.code, str(exc))
         await self.send_json({"type": "rated"})
 
+    # Sending what the conversation's events carry, noticing what the channel layer lost (chat.delivery).
+
+    async def _send_message(self, message: dict, *, from_database: bool = False, kind: str = "message") -> None:
+        self.delivery.message_sent(message, asyncio.get_running_loop().time(), from_database=from_database)
+        await self.send_json({"type": kind, "message": message})
+        if self.delivery.streams and (self.watchdog is None or self.watchdog.done()):
+            self.watchdog = asyncio.get_running_loop().create_task(self._watch_streams())
+
+    async def _catch_up(self) -> None:
+        """Send again, from the database, every message after the last one this socket was sent."""
+        missed = await database_sync_to_async(selectors.messages_visible_to_customer)(
+            conversation=self.conversation, after_seq=self.delivery.sent_seq
+        )
+        for message in missed:
+            await self._send_message(message_to_dict(message), from_database=True)
+
+    async def _watch_streams(self) -> None:
+        """While replies stream to this socket: one whose news stopped is read from the database, and its lost end
+        (done or withdrawn) sent from there."""
+        loop = asyncio.get_running_loop()
+        while self.delivery.streams:
+            await asyncio.sleep(STREAM_QUIET_S / 2)
+            for seq in self.delivery.quiet(loop.time()):
+                try:
+                    message = await database_sync_to_async(selectors.message_visible_to_customer)(
+                        conversation_id=self.conversation.id, seq=seq
+                    )
+                except Exception:
+                    logger.exception("could not check reply %s of conversation %s", seq, self.conversation.id)
+                    continue
+                if message is None:
+                    self.delivery.done_recovered(seq)
+                    await self.send_json({"type": "withdrawn", "seq": seq})
+                elif message.state == message.State.STREAMING:
+                    self.delivery.still_streaming(seq, loop.time())
+                else:
+                    self.delivery.done_recovered(seq)
+                    await self._send_message(message_to_dict(message), from_database=True, kind="done")
+
     # Channel-layer events sent by chat services to the conversation's group.
 
     async def chat_message(self, event: dict) -> None:
-        await self.send_json({"type": "message", "message": event["message"]})
+        if self.delivery.message_skips(event["message"]["seq"]):
+            try:
+                return await self._catch_up()  # this message is among those read again
+            except Exception:
+                logger.exception("could not catch up conversation %s", self.conversation.id)
+        await self._send_message(event["message"])
 
     async def chat_delta(self, event: dict) -> None:
-        await self.send_json({"type": "delta", "seq": event["seq"], "text": event["text"]})
+        seq, offset, text = event["seq"], event.get("offset", 0), event["text"]
+        missed = self.delivery.delta_missed(seq, offset, text, asyncio.get_running_loop().time())
+        if missed == "start":
+            try:
+                await self._catch_up()  # the reply as stored so far (empty while it streams), and anything before
+            except Exception:
+                logger.exception("could not catch up conversation %s", self.conversation.id)
+        if offset == 0:
+            first_delivery_observe(event.get("published_at"))
+        await self.send_json({"type": "delta", "seq": seq, "text": text, "offset": offset})
 
     async def chat_done(self, event: dict) -> None:
-        await self.send_json({"type": "done", "message": event["message"]})
+        await self._send_message(event["message"], kind="done")
 
     async def chat_contact_request(self, event: dict) -> None:
         await self.send_json({"type": "contact_request"})
 
     async def chat_withdrawn(self, event: dict) -> None:
+        self.delivery.ended(event["seq"])
         await self.send_json({"type": "withdrawn", "seq": event["seq"]})
 
     async def chat_status(self, event: dict) -> None:

@@ -89,6 +89,8 @@ class GenerationResult:
     guard_tripped: bool = False  # the fact guard replaced generated text
     plan: Plan | None = field(default=None, compare=False, repr=False)  # the knowledge step's decision
     request_rejected: bool = False  # the engine failed on this request only (a prompt too long for the window)
+    # When each stage before the first text ended, as wall-clock seconds (chat.metrics.StageClock.marks).
+    marks: Mapping[str, float] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def engine_failed(self) -> bool:
@@ -170,7 +172,7 @@ def generate(request: GenerationRequest, publisher: Publisher | None = None) -> 
     with ACTIVE_STREAMS.track_inprogress():
         result = _generate(request, publisher, clock)
     generation_observe(purpose=request.purpose, stats=result.stats, duration_s=clock.elapsed())
-    return result
+    return dataclasses.replace(result, marks=clock.marks)
 
 
 def _generate(request: GenerationRequest, publisher: Publisher, clock: StageClock) -> GenerationResult:

@@ -30,6 +30,10 @@ PURPOSE_OF_TASK = {
 # The stages of an output, in order; each is timed from the end of the previous one, so they add up to the wait
 # before the first text is published (after the task started: queue_wait is the wait before it).
 STAGES = ("queue_wait", "retrieval", "prompt_build", "engine_first_token", "first_publish")
+# What a customer reply stores of them (Message.timings): when each stage ended, in ms after the customer's message
+# was stored. queued: the job was handed to the backend; picked_up: a worker started it.
+REPLY_MARKS = ("queued", "picked_up", "retrieval", "prompt_built", "engine_first_token", "first_publish")
+_MARK_OF_STAGE = {"prompt_build": "prompt_built"}
 
 GENERATIONS = Counter(
     "helpdesk_generations_total",
@@ -56,7 +60,8 @@ REPLY_DURATION = Histogram(
 STAGE_DURATION = Histogram(
     "helpdesk_reply_stage_seconds",
     "Stages of a bot output before its first text is published: queue_wait (enqueued to task start), retrieval, "
-    "prompt_build, engine_first_token, first_publish",
+    "prompt_build, engine_first_token, first_publish; then first_delivery (published to sent on the customer's "
+    "socket, observed by the web process)",
     ["purpose", "stage"],
     buckets=SECONDS_BUCKETS,
 )
@@ -69,6 +74,17 @@ TOKENS_PER_SECOND = Histogram(
     "Decode speed of each output: completion tokens after the first over the time after the first, by engine",
     ["engine"],
     buckets=TOKENS_PER_SECOND_BUCKETS,
+)
+FRAMES_MISSED = Counter(
+    "helpdesk_socket_frames_missed_total",
+    "Frames a customer socket found missing (the channel layer drops news when full) and made good from the "
+    "database: message (a message, or a streaming reply's start), delta (a piece of a reply), done (a reply's end)",
+    ["kind"],
+)
+CHANNEL_LAYER_DROPPED = Counter(
+    "helpdesk_channel_layer_dropped_total",
+    "Group messages the Redis channel layer dropped because a receiving process's inbox was full (sockets catch up "
+    "from the database: helpdesk_socket_frames_missed_total)",
 )
 ACTIVE_STREAMS = Gauge("helpdesk_active_streams", "Bot outputs this process is generating now")
 WEBSOCKETS = Gauge(
@@ -93,6 +109,8 @@ for _answered_by in ("rule", "knowledge", "greeting", "nobody"):
     ENGINE_FAILURES.labels(answered_by=_answered_by)
 for _kind in ("customer", "console"):
     WEBSOCKETS.labels(kind=_kind)
+for _kind in ("message", "delta", "done"):
+    FRAMES_MISSED.labels(kind=_kind)
 for _result in ("hit", "miss", "customer_specific"):
     RETRIEVALS.labels(result=_result)
 for _channel, _limit in (("api", "ip"), ("api", "key"), ("api", "messages"), ("widget", "conversations")):
@@ -116,6 +134,12 @@ def reply_series_init() -> None:
         STAGE_DURATION.labels(purpose="reply", stage=stage)
 
 
+def first_delivery_observe(published_at) -> None:
+    """A reply's first piece reached its customer's socket; `published_at` is when the worker published it."""
+    if isinstance(published_at, int | float):
+        STAGE_DURATION.labels(purpose="reply", stage="first_delivery").observe(max(0.0, time.time() - published_at))
+
+
 def queue_wait_observe(*, task_name: str, waited_s: float) -> None:
     """A generation task started `waited_s` after it was enqueued (other tasks are not counted)."""
     purpose = PURPOSE_OF_TASK.get(task_name)
@@ -130,6 +154,7 @@ class StageClock:
         self.purpose = purpose
         self.started = self.last = time.monotonic()
         self.laps: set[str] = set()
+        self.marks: dict[str, float] = {}  # the wall-clock time each stage ended, by its REPLY_MARKS name
 
     def restart(self) -> None:
         """Start again from now (what came before belongs to no stage)."""
@@ -143,9 +168,15 @@ class StageClock:
         STAGE_DURATION.labels(purpose=self.purpose, stage=stage).observe(now - self.last)
         self.laps.add(stage)
         self.last = now
+        self.marks[_MARK_OF_STAGE.get(stage, stage)] = time.time()
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+
+def reply_timings(marks: dict[str, float], since: float) -> dict[str, int]:
+    """Message.timings: each stage's end (`marks`, wall-clock seconds) in whole ms after `since`, in stage order."""
+    return {name: max(0, round((marks[name] - since) * 1000)) for name in REPLY_MARKS if name in marks}
 
 
 def generation_observe(*, purpose: str, stats, duration_s: float) -> None:

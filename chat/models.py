@@ -337,6 +337,10 @@ class Message(models.Model):
     grounding = models.CharField(max_length=16, blank=True)
     sources = models.JSONField(default=list, blank=True)
     fact_guard_tripped = models.BooleanField(default=False)
+    # For a bot reply: when each stage before its first text ended, in ms after the customer's message was stored
+    # (chat.metrics.REPLY_MARKS: queued, picked_up, retrieval, prompt_built, engine_first_token, first_publish).
+    # A stage that did not happen (no engine for a quoted answer) is absent.
+    timings = models.JSONField(default=dict, blank=True)
     # The content's search terms, space-separated (Chinese segmented, English stemmed: knowledge.text.terms), for
     # the console's full-text search (a GIN index on PostgreSQL). Private notes are indexed too (staff only).
     search_terms = models.TextField(blank=True, default="")

@@ -2,11 +2,13 @@
 published to the conversation's sockets, and the outcome stored (complete, failed, or handed to a person)."""
 
 import logging
+import time
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from chat import availability, presence, services, session_cache
 from chat.generation import GenerationRequest, GenerationResult, GenerationStopped, Outcome, Publisher, generate
+from chat.metrics import reply_timings
 from chat.models import Conversation, HandoffReason, Message
 from chat.prompting import history_turns
 
@@ -19,16 +21,29 @@ class ReplyPublisher(Publisher):
     def __init__(self, reply: Message):
         super().__init__()
         self.reply = reply
+        self.offset = 0  # characters published so far: each piece says where it starts, so a gap shows
 
     def delta(self, text: str) -> None:
-        services.reply_delta_publish(reply=self.reply, text=text)
+        services.reply_delta_publish(reply=self.reply, text=text, offset=self.offset)
+        self.offset += len(text)
+
+    def started(self, **_engine) -> None:
+        _connection_release()  # nothing more to read before the engine's text: the stream must not hold it
 
     def still_wanted(self) -> None:
         if presence.customer_gone(self.reply.conversation_id):
             raise GenerationStopped("customer left")
         status = Conversation.objects.filter(pk=self.reply.conversation_id).values_list("status", flat=True).first()
+        _connection_release()
         if status != Conversation.Status.BOT:
             raise GenerationStopped("handed off")
+
+
+def _connection_release() -> None:
+    """Give this thread's database connection back to the pool (DATABASE_POOL_MAX_SIZE) while the engine streams,
+    so that a worker's streaming replies do not each hold one for their whole life: the next query borrows again."""
+    if connection.settings_dict.get("OPTIONS", {}).get("pool") and not connection.in_atomic_block:
+        connection.close()
 
 
 def reply_generation_request(reply: Message, overrides: dict | None = None) -> GenerationRequest:
@@ -46,16 +61,20 @@ def reply_generation_request(reply: Message, overrides: dict | None = None) -> G
     )
 
 
-def reply_generate(*, customer_message_id: int, overrides: dict | None = None) -> Message | None:
+def reply_generate(
+    *, customer_message_id: int, overrides: dict | None = None, queued_at: float | None = None
+) -> Message | None:
     """Answer a customer message as the bot, streaming deltas to the conversation; None if the bot must not.
 
-    `overrides` are the sampling parameters an API request asked for (clamped like every override).
+    `overrides` are the sampling parameters an API request asked for (clamped like every override). `queued_at`
+    (wall-clock seconds) is when the job was queued; the reply stores when each stage ended (Message.timings).
 
     When nothing relevant is in the knowledge base, the bot says so and the conversation goes to the agents
     (no_knowledge). When the engine fails or gives no first token within INFERENCE_FIRST_TOKEN_TIMEOUT, the
     knowledge base's extract or a staff-written keyword rule answers if one matches; otherwise the reply is stored
     failed and the conversation goes to the agents.
     """
+    marks = {"picked_up": time.time()} if queued_at is None else {"queued": queued_at, "picked_up": time.time()}
     reply = services.reply_start(customer_message_id=customer_message_id)
     if reply is None:
         return None
@@ -67,6 +86,7 @@ def reply_generate(*, customer_message_id: int, overrides: dict | None = None) -
         content = "".join(publisher.received)
         services.reply_fail(reply_id=reply.pk, content=content, error=f"internal error: {type(exc).__name__}")
         raise
+    timings = reply_timings({**marks, **result.marks}, since=reply.in_reply_to.created_at.timestamp())
     if result.engine_down:
         availability.bot_failed()  # widgets offer leave-a-message while the bot is down and no agent is on
     elif result.outcome == Outcome.ANSWERED:
@@ -77,27 +97,27 @@ def reply_generate(*, customer_message_id: int, overrides: dict | None = None) -
         )
         return None
     if result.outcome == Outcome.STOPPED:
-        return services.reply_fail(reply_id=reply.pk, content=result.text, error=result.error)
+        return services.reply_fail(reply_id=reply.pk, content=result.text, error=result.error, timings=timings)
     if result.outcome == Outcome.NO_KNOWLEDGE:
         with transaction.atomic():  # the customer reads why, then that a person is coming
-            said = _complete(reply, result)
+            said = _complete(reply, result, timings)
             services.conversation_hand_off(
                 conversation_id=reply.conversation_id, reason=HandoffReason.NO_KNOWLEDGE, message_id=customer_message_id
             )
         return said
     if result.outcome == Outcome.FAILED:
         with transaction.atomic():  # one commit: whoever hears of the failure already finds the handoff
-            failed = services.reply_fail(reply_id=reply.pk, content=result.text, error=result.error)
+            failed = services.reply_fail(reply_id=reply.pk, content=result.text, error=result.error, timings=timings)
             services.conversation_hand_off(
                 conversation_id=reply.conversation_id,
                 reason=HandoffReason.ENGINE_FAILURE,
                 message_id=customer_message_id,
             )
         return failed
-    return _complete(reply, result)
+    return _complete(reply, result, timings)
 
 
-def _complete(reply: Message, result: GenerationResult) -> Message | None:
+def _complete(reply: Message, result: GenerationResult, timings: dict[str, int]) -> Message | None:
     return services.reply_complete(
         reply_id=reply.pk,
         content=result.text,
@@ -105,4 +125,5 @@ def _complete(reply: Message, result: GenerationResult) -> Message | None:
         grounding=result.grounding,
         sources=[source.as_dict() for source in result.sources],
         fact_guard_tripped=result.guard_tripped,
+        timings=timings,
     )

@@ -42,6 +42,11 @@ def messages_visible_to_customer(*, conversation: Conversation, after_seq: int =
     return list(conversation.messages.filter(seq__gt=after_seq).exclude(role=Message.Role.NOTE).order_by("seq"))
 
 
+def message_visible_to_customer(*, conversation_id: uuid.UUID, seq: int) -> Message | None:
+    """The conversation's message `seq` if the customer may see it (not a private note); None if there is none."""
+    return Message.objects.filter(conversation_id=conversation_id, seq=seq).exclude(role=Message.Role.NOTE).first()
+
+
 def conversation_history(*, conversation_id: uuid.UUID, before_seq: int, limit: int) -> list[Message]:
     """The newest `limit` customer, bot and agent messages before `before_seq` (inclusive), oldest first."""
     rows = (

@@ -34,11 +34,14 @@ def generation_time_limits() -> dict:
 
 
 @shared_task(acks_late=True, ignore_result=True, **OUTAGE_RETRY, **generation_time_limits())
-def reply_generate_task(message_id: int, overrides: dict | None = None) -> None:
-    """Generate the bot's reply to a customer message. Idempotent: a redelivered task resumes or skips."""
+def reply_generate_task(message_id: int, overrides: dict | None = None, queued_at: float | None = None) -> None:
+    """Generate the bot's reply to a customer message. Idempotent: a redelivered task resumes or skips.
+
+    `queued_at` (wall-clock seconds) is when the job was handed to the backend: the reply's timings start there.
+    """
     from chat.reply import reply_generate
 
-    reply_generate(customer_message_id=message_id, overrides=overrides)
+    reply_generate(customer_message_id=message_id, overrides=overrides, queued_at=queued_at)
 
 
 @shared_task(ignore_result=True, **generation_time_limits())

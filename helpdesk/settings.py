@@ -109,13 +109,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # Seconds to wait for PostgreSQL to accept a connection: an unreachable host then fails requests with 503 in
     # seconds instead of holding them (libpq waits as long as TCP does).
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
-    )
+    DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+    # A pool of connections per process (psycopg_pool): every socket action, request and reply borrows one for
+    # as long as it queries, instead of opening its own (a PostgreSQL hello costs ~30 ms) or holding one for a whole
+    # streaming reply. Size it so that (web processes + worker processes) x max size stays below the server's
+    # max_connections (README, "Scaling out"). 0: no pool; then DATABASE_CONN_MAX_AGE applies.
+    DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=10)
+    if DATABASE_POOL_MAX_SIZE > 0:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": 1,
+            "max_size": DATABASE_POOL_MAX_SIZE,
+            "timeout": DATABASE_CONNECT_TIMEOUT,  # waiting for a free connection fails like an unreachable server
+            "max_idle": 300,
+        }
+    else:
+        DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis, channel layer, Celery -----------------------------------------------------------------
@@ -381,7 +394,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # channels-redis says it dropped news (a full inbox) only at INFO: counted and repeated as a warning.
+        "channel_layer_drops": {"class": "chat.log_handlers.ChannelLayerDropCounter", "level": "INFO"},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        "channels_redis.core": {"handlers": ["channel_layer_drops"], "level": "INFO"},
+    },
 }

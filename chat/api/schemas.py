@@ -35,8 +35,9 @@ class ChatIn(RequestBody):
         ...,
         min_length=1,
         max_length=settings.CHAT_MAX_MESSAGE_CHARS,
-        pattern=r"\S",
-        description="The customer's message (not only spaces).",
+        # At least one character that survives storage: not a space and not a control character (chat.services.base).
+        pattern=r"[^\s\x00-\x08\x0b\x0c\x0e-\x1f\x7f]",
+        description="The customer's message (not only spaces or control characters).",
     )
     max_tokens: WholeNumber = Field(
         512, ge=1, le=100_000, description="Longest reply in tokens (clamped by the server)."

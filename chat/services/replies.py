@@ -6,6 +6,7 @@ withdraws the replies still streaming. So a reply either lands before the handof
 """
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from functools import partial
@@ -51,7 +52,7 @@ def reply_enqueue(*, conversation_id: uuid.UUID, message_id: int, overrides: dic
     customer is told at once through a failed reply, instead of waiting for an answer that never comes.
     """
     try:
-        dispatch.task_enqueue(tasks.reply_generate_task, *((message_id, overrides) if overrides else (message_id,)))
+        dispatch.task_enqueue(tasks.reply_generate_task, message_id, overrides or None, time.time())
     except ValueError:  # an unknown GENERATION_BACKEND: a configuration error, not an outage
         raise
     except Exception as exc:  # kombu/redis raise assorted errors when the broker is down
@@ -119,13 +120,25 @@ def reply_unavailable(*, customer_message_id: int, error: str) -> Message | None
     return reply
 
 
-def reply_delta_publish(*, reply: Message, text: str) -> None:
-    """Send a piece of a streaming reply to the conversation's sockets (not stored until the reply ends)."""
+def reply_delta_publish(*, reply: Message, text: str, offset: int = 0) -> None:
+    """Send a piece of a streaming reply to the conversation's sockets (not stored until the reply ends).
+
+    `offset` is how many characters of the reply came before this piece: a socket that receives a piece not
+    starting where the last one ended knows it missed one (the channel layer drops when full) and resumes from the
+    database (chat.consumers). The first piece carries its wall-clock publish time, so the socket can time its own
+    delivery stage.
+    """
     conversation = reply.conversation
-    broadcast.group_send(
-        conversation.group_name,
-        {"type": "chat.delta", "conversation": str(conversation.id), "seq": reply.seq, "text": text},
-    )
+    event = {
+        "type": "chat.delta",
+        "conversation": str(conversation.id),
+        "seq": reply.seq,
+        "text": text,
+        "offset": offset,
+    }
+    if offset == 0:
+        event["published_at"] = time.time()
+    broadcast.group_send(conversation.group_name, event)
 
 
 def _reply_locked_if_bot_may_speak(reply_id: int) -> Message | None:
@@ -183,8 +196,11 @@ def reply_complete(
     grounding: str = "",
     sources: list[dict] | None = None,
     fact_guard_tripped: bool = False,
+    timings: dict[str, int] | None = None,
 ) -> Message | None:
     """Store the finished bot reply with its token counts, timing and sources, and tell the clients.
+
+    `timings`: when each stage before its first text ended (Message.timings).
 
     None if the conversation was handed off meanwhile: then the reply is withdrawn instead.
     """
@@ -203,13 +219,14 @@ def reply_complete(
         grounding=grounding,
         sources=sources or [],
         fact_guard_tripped=fact_guard_tripped,
+        timings=timings or {},
     )
 
 
 @transaction.atomic
-def reply_fail(*, reply_id: int, content: str, error: str) -> Message | None:
+def reply_fail(*, reply_id: int, content: str, error: str, timings: dict[str, int] | None = None) -> Message | None:
     """Mark a reply failed, keeping what was streamed, and tell the customer (withdrawn if handed off meanwhile)."""
     reply = _reply_locked_if_bot_may_speak(reply_id)
     if reply is None:
         return None
-    return _reply_finish(reply, content=content, state=Message.State.FAILED, error=error[:255])
+    return _reply_finish(reply, content=content, state=Message.State.FAILED, error=error[:255], timings=timings or {})

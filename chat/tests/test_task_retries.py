@@ -23,7 +23,7 @@ def test_a_reply_task_during_an_outage_is_retried_not_dropped(monkeypatch, outag
     tasks.reply_generate_task.apply(args=(42,))  # eager: the retries run at once instead of after their countdown
     # Tried again (before: once, then acknowledged and gone), as often as the outage retries allow.
     assert len(calls) == 1 + tasks.OUTAGE_RETRY["max_retries"]
-    assert calls[-1] == {"customer_message_id": 42, "overrides": None}
+    assert calls[-1] == {"customer_message_id": 42, "overrides": None, "queued_at": None}
 
 
 def test_a_bug_in_a_reply_task_is_not_retried(monkeypatch):

@@ -758,10 +758,11 @@ pre code{background:none;padding:0}
     let r = msgs.get(m.seq);
     const isNew = !r, state = STATES.includes(m.state) ? m.state : "complete";
     let content = typeof m.content === "string" ? m.content : "", gap = false;
-    if (state === "streaming" && first && m.seq <= readySeq) {
-      // replayed mid-stream: earlier deltas are lost, wait for "done"
-      gap = true;
-      if (r && r.state === "streaming" && r.content.length > content.length) content = r.content;
+    // replayed mid-stream: earlier deltas are lost, wait for "done"
+    if (state === "streaming" && first && m.seq <= readySeq) gap = true;
+    if (state === "streaming" && r && r.state === "streaming" && r.content.length > content.length) {
+      content = r.content; // a streaming reply is stored empty: keep what was shown
+      gap = gap || r.gap;
     }
     r = Object.assign(r || { seq: m.seq, li: h("li") }, {
       role: ROLES.includes(m.role) ? m.role : "system", content, state, gap, at: m.created_at, t: Date.now(),
@@ -913,6 +914,8 @@ pre code{background:none;padding:0}
         const r = msgs.get(f.seq);
         if (!r || r.state !== "streaming" || typeof f.text !== "string") break;
         r.t = Date.now();
+        // a piece that does not start where the last ended means one was lost: keep what is shown until "done"
+        if (Number.isInteger(f.offset) && f.offset !== r.content.length) r.gap = true;
         if (!r.gap) {
           r.content += f.text;
           stick(() => draw(r));
