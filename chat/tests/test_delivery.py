@@ -165,7 +165,8 @@ def test_delivery_tracks_offsets_per_reply():
     assert tracked.delta_missed(4, 3, "de", now=2) is None
     assert tracked.delta_missed(4, 9, "x", now=3) == "delta"
     assert tracked.delta_missed(4, 10, "y", now=4) is None  # after a gap the client waits for the end: no recount
-    assert tracked.quiet(now=4 + delivery.STREAM_QUIET_S / 2) == [] and tracked.quiet(now=5 + delivery.STREAM_QUIET_S) == [4]
+    assert tracked.quiet(now=4 + delivery.STREAM_QUIET_S / 2) == []
+    assert tracked.quiet(now=5 + delivery.STREAM_QUIET_S) == [4]
     tracked.message_sent({"seq": 4, "state": "complete", "content": "abcde…xy"}, now=5)
     assert tracked.streams == {} and tracked.sent_seq == 4
     assert tracked.message_skips(5) is False and tracked.message_skips(6) is True

@@ -221,3 +221,40 @@ def test_every_kind_of_bot_output_goes_through_the_pipeline(fake_engine):
     )
     system_prompts = [turns[0].content for turns, _params in fake_engine.calls]
     assert system_prompts[2].startswith("Summarize") and "draft replies" in system_prompts[3]
+
+
+def test_a_reply_stores_when_each_stage_before_its_first_text_ended(fake_engine, monkeypatch):
+    """Message.timings: ms after the customer's message was stored, in the order the stages happen."""
+    import time
+
+    from chat import services
+    from chat.metrics import REPLY_MARKS
+    from chat.reply import reply_generate
+
+    fake_engine.script = ["Standard shipping ", "takes three days."]
+    conversation, _ = services.conversation_start()
+    message, _ = services.message_post_customer(conversation_id=conversation.id, content="How long is shipping?")
+    queued_at = message.created_at.timestamp()  # queued as it was stored
+    reply = reply_generate(customer_message_id=message.pk, queued_at=queued_at)
+    reply.refresh_from_db()
+    timings = reply.timings
+    assert set(timings) == set(REPLY_MARKS)  # every stage happened (retrieval too: the plan found no passage)
+    assert timings["queued"] == 0
+    in_order = [timings[name] for name in REPLY_MARKS]
+    assert in_order == sorted(in_order)
+    assert timings["first_publish"] <= (time.time() - message.created_at.timestamp()) * 1000
+
+
+def test_deltas_say_where_they_start_so_a_socket_sees_a_gap(fake_engine, monkeypatch):
+    from chat import services
+    from chat.reply import reply_generate
+
+    published = []
+    monkeypatch.setattr(services, "reply_delta_publish", lambda **kwargs: published.append(kwargs))
+    monkeypatch.setattr("django.conf.settings.CHAT_STREAM_COALESCE_MS", 0)
+    fake_engine.script = ["Standard shipping ", "takes three days."]
+    conversation, _ = services.conversation_start()
+    message, _ = services.message_post_customer(conversation_id=conversation.id, content="How long is shipping?")
+    reply_generate(customer_message_id=message.pk)
+    offsets = [(call["offset"], call["text"]) for call in published]
+    assert offsets == [(0, "Standard shipping "), (18, "takes three days.")]
