@@ -271,10 +271,11 @@ def test_the_helpdesk_alerts_fire_when_they_should(tmp_path):
     def at(minute: int, alert: str, alerts: list[dict]) -> dict:
         return {"eval_time": f"{minute}m", "alertname": alert, "exp_alerts": alerts}
 
-    nobody, waiting, failures = (
+    nobody, waiting, failures, drops = (
         "HelpdeskNoAgentOnlineInBusinessHours",
         "HelpdeskConversationsWaitingTooLong",
         "HelpdeskEngineFailures",
+        "HelpdeskChannelLayerDropping",
     )
     unit = {
         "rule_files": ["alerts.yml"],
@@ -300,6 +301,8 @@ def test_the_helpdesk_alerts_fire_when_they_should(tmp_path):
                         "series": 'helpdesk_engine_failures_total{answered_by="rule", instance="worker1"}',
                         "values": "0 0 1 2 3 3 3",
                     },
+                    # A web process's inbox overflows once, at the 3rd minute: 4 messages dropped.
+                    {"series": 'helpdesk_channel_layer_dropped_total{instance="web1"}', "values": "0 0 0 4x10"},
                 ],
                 "alert_rule_test": [
                     at(10, nobody, []),  # pending: not yet 15 minutes
@@ -310,6 +313,9 @@ def test_the_helpdesk_alerts_fire_when_they_should(tmp_path):
                     at(3, failures, []),
                     at(5, failures, firing(failures, "The engine failed 3 times in 10 minutes")),
                     at(5, "HelpdeskRepliesFailed", []),  # every failure was answered
+                    at(2, drops, []),
+                    at(4, drops, firing(drops, "The channel layer dropped 4 messages in 5 minutes")),
+                    at(10, drops, []),  # no drop for 5 minutes
                 ],
             }
         ],
