@@ -110,7 +110,8 @@ test-fast: install-dev services-data
 lint: install-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-bench: install-dev services
+# PostgreSQL and Redis only (no browser): the bench makes its own database and empties its own Redis database (8).
+bench: install-dev services-data
 	$(BIN)/python bench/ttft.py
 
 clean:

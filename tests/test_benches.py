@@ -1,13 +1,21 @@
 """The benches still run: each at its smallest size, as a subprocess with the project's python, its printed
-figures present and sane. They make and drop their own PostgreSQL databases (bench/eval_kb.py, bench/retrieval.py)."""
+figures present and sane (never held to a speed target). They make and drop their own PostgreSQL databases, and the
+ones that start servers empty their own Redis database first (bench/ttft.py 8, bench/batching.py 10, bench/api.py 11).
+"""
 
+import itertools
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from bench.ttft import PROMPTS, STAGES
+from tests import stack
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,3 +124,72 @@ def test_handoff_intent_meets_the_issues_bar(tmp_path):
     assert report["rules"]["help_center"]["questions"] >= 80
     assert len(report["rules"]["help_center"]["handed_off"]) <= 1
     print(f"handoff intent, held out: {held_out}")
+
+
+def test_widget_size_prints_its_figures(tmp_path):
+    stdout, report = run_bench("widget_size.py", json_path=tmp_path / "widget.json")
+    assert "bench/widget_size.py --json" in stdout.splitlines()[0]
+    assert 0 < report["gzip_bytes"] < report["raw_bytes"]
+    assert f"widget.js: {report['raw_bytes']:,} bytes raw, {report['gzip_bytes']:,} bytes gzipped" in stdout
+
+
+def test_ttft_compares_the_engine_and_the_stack_at_the_smallest_size(tmp_path):
+    stdout, report = run_bench("ttft.py", "--rounds", "1", json_path=tmp_path / "ttft.json", timeout=300)
+    assert "bench/ttft.py --rounds 1" in stdout.splitlines()[0]
+    assert report["mode"] == "generative" and report["rounds"] == 1
+    assert set(report["prompts"]) == {*PROMPTS, "all prompts"}
+    for prompt, row in report["prompts"].items():
+        # The first delta of a generative answer is the model's first sentence: never before its first token.
+        assert 0 < row["engine_first_token_ms"] <= row["engine_first_sentence_ms"], (prompt, row)
+        assert 0 < row["end_to_end_ms"], (prompt, row)
+        assert math.isfinite(row["ratio"]) and row["ratio"] == pytest.approx(
+            row["end_to_end_ms"] / row["engine_first_sentence_ms"], abs=0.01
+        )
+    assert report["ratio"] == report["prompts"]["all prompts"]["ratio"] and report["target_ratio"] == 1.15
+    assert f"end-to-end / engine (first sentence): {report['ratio']:.2f}  (target <= 1.15)" in stdout
+    # The ack comes when the message is stored, before any reply.
+    assert 0 < report["ack_ms"] < report["prompts"]["all prompts"]["end_to_end_ms"]
+    assert f"ack (message sent -> stored -> ack frame): median {report['ack_ms']:.1f} ms" in stdout
+    stages = report["stage_timings"]
+    assert stages is not None, stdout  # every reply stores its timings (Message.timings)
+    assert "stage timings (the replies' Message.timings" in stdout
+    recorded = [stages[name]["median_ms"] for name in STAGES if name in stages]
+    assert "first_publish" in stages and stages["first_publish"]["replies"] == len(PROMPTS)
+    assert all(0 <= a <= b for a, b in itertools.pairwise(recorded)), stages  # in stage order
+
+
+def test_batching_compares_the_engine_and_the_stack_at_the_smallest_size(tmp_path):
+    if stack.vllm_python() is None:
+        message = "the vLLM virtualenv is missing: run `make install-vllm`"
+        if os.environ.get("HELPDESK_VLLM_PYTHON"):  # make test sets it: there, a missing engine is a failure
+            pytest.fail(message)
+        pytest.skip(message)
+    stdout, report = run_bench(
+        "batching.py", "--rounds", "1", "--max-tokens", "16", json_path=tmp_path / "batching.json", timeout=600
+    )
+    assert "bench/batching.py --rounds 1 --max-tokens 16" in stdout.splitlines()[0]
+    assert report["max_tokens"] == 16 and report["rounds"] == 1
+    for phase in ("engine", "stack"):
+        figures = report[phase]
+        assert 0 < figures["1"] and 0 < figures["8"], (phase, figures)
+        assert figures["ratio"] == pytest.approx(figures["8"] / figures["1"], abs=0.01), (phase, figures)
+        assert 0 < figures["tokens_1"] <= 16 and 0 < figures["tokens_8"] <= 8 * 16, (phase, figures)  # max_tokens
+    efficiency = report["stack"]["ratio"] / report["engine"]["ratio"]
+    assert math.isfinite(efficiency) and report["efficiency"] == pytest.approx(efficiency, abs=0.01)
+    assert stdout.splitlines()[-1] == f"efficiency {report['efficiency']:.2f}"
+
+
+def test_api_runs_at_the_smallest_size(tmp_path):
+    stdout, report = run_bench(
+        "api.py", "--rounds", "1", "--concurrency", "2", "--seconds", "1", json_path=tmp_path / "api.json"
+    )
+    assert "bench/api.py --rounds 1 --concurrency 2 --seconds 1" in stdout.splitlines()[0]
+    assert set(report["ttft_ms"]) == {"websocket", "/api/v1/chat (SSE)", "/v1/chat/completions (SSE)"}
+    for path, ttft in report["ttft_ms"].items():
+        assert 0 < ttft["min"], (path, ttft)
+        assert f"{path:<30} {ttft['median']:8.1f}" in stdout
+    assert set(report["throughput"]) == {"GET /healthz (no key)", "GET /v1/models (key + rate limits)"}
+    for name, run in report["throughput"].items():
+        assert run["rps"] > 0 and 0 < run["p50"] <= run["p99"], (name, run)
+        assert set(run["statuses"]) == {"200"}, (name, run)  # the key works and no limit refused a request
+    assert re.search(r"GET /v1/models \(key \+ rate limits\)\s+\d+ req/s", stdout)
