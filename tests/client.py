@@ -54,7 +54,8 @@ class Exchange:
 
 async def ask(base_url: str, conversation: dict, question: str, timeout: float = 120) -> Exchange:
     """Say hello, send one question and collect every frame until the bot's reply is done (or failed, or withdrawn:
-    the model deferred to a person, so no reply will be done)."""
+    the model deferred to a person, so no reply will be done), or the conversation left the bot before any reply
+    started (the customer asked for a person). Raises TimeoutError if nothing ends it within `timeout` seconds."""
     ws_url = base_url.replace("http", "ws", 1) + conversation["websocket"]
     async with connect(ws_url, origin=base_url, open_timeout=10) as ws:
         await ws.send(json.dumps({"type": "hello", "secret": conversation["secret"], "last_seq": 0}))
@@ -62,9 +63,13 @@ async def ask(base_url: str, conversation: dict, question: str, timeout: float =
         exchange = Exchange()
         started = time.perf_counter()
         await ws.send(json.dumps({"type": "message", "content": question, "client_id": f"q-{started}"}))
+        deadline = started + timeout
         while True:
-            frame = json.loads(await ws.recv(timeout))
+            frame = json.loads(await asyncio.wait_for(ws.recv(), max(0.0, deadline - time.perf_counter())))
             exchange.frames.append(frame)
             exchange.times.append(time.perf_counter() - started)
             if frame["type"] in ("done", "error", "withdrawn"):
+                return exchange
+            replying = any(f["type"] == "message" and f["message"]["role"] == "bot" for f in exchange.frames)
+            if frame["type"] == "status" and frame["status"] != "bot" and not replying:
                 return exchange
