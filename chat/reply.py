@@ -4,7 +4,7 @@ published to the conversation's sockets, and the outcome stored (complete, faile
 import logging
 import time
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from chat import availability, presence, services, session_cache
 from chat.generation import GenerationRequest, GenerationResult, GenerationStopped, Outcome, Publisher, generate
@@ -33,8 +33,13 @@ class ReplyPublisher(Publisher):
     def still_wanted(self) -> None:
         if presence.customer_gone(self.reply.conversation_id):
             raise GenerationStopped("customer left")
-        status = Conversation.objects.filter(pk=self.reply.conversation_id).values_list("status", flat=True).first()
-        _connection_release()
+        try:
+            status = Conversation.objects.filter(pk=self.reply.conversation_id).values_list("status", flat=True).first()
+        except DatabaseError as exc:  # a busy pool or a blip: the check is tried again a second later
+            logger.warning("reply %s: could not check its conversation (%r); streaming on", self.reply.pk, exc)
+            return
+        finally:
+            _connection_release()
         if status != Conversation.Status.BOT:
             raise GenerationStopped("handed off")
 
@@ -87,6 +92,18 @@ def reply_generate(
         services.reply_fail(reply_id=reply.pk, content=content, error=f"internal error: {type(exc).__name__}")
         raise
     timings = reply_timings({**marks, **result.marks}, since=reply.in_reply_to.created_at.timestamp())
+    try:
+        return _store(reply, result, timings, customer_message_id)
+    except Exception as exc:
+        # Left streaming, the reply would never end on the customer's screen: it fails with what streamed (a retry
+        # after an outage starts it over), and the error propagates as before.
+        logger.exception("reply %s to message %s could not be stored", reply.pk, customer_message_id)
+        services.reply_fail(reply_id=reply.pk, content=result.text, error=f"internal error: {type(exc).__name__}")
+        raise
+
+
+def _store(reply: Message, result: GenerationResult, timings: dict[str, int], customer_message_id: int):
+    """The generation's outcome stored: the reply completed or failed, the conversation handed off if it must be."""
     if result.engine_down:
         availability.bot_failed()  # widgets offer leave-a-message while the bot is down and no agent is on
     elif result.outcome == Outcome.ANSWERED:

@@ -118,7 +118,7 @@ else:
     # as long as it queries, instead of opening its own (a PostgreSQL hello costs ~30 ms) or holding one for a whole
     # streaming reply. Size it so that (web processes + worker processes) x max size stays below the server's
     # max_connections (README, "Scaling out"). 0: no pool; then DATABASE_CONN_MAX_AGE applies.
-    DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=10)
+    DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=20)
     if DATABASE_POOL_MAX_SIZE > 0:
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections
         DATABASES["default"]["OPTIONS"]["pool"] = {

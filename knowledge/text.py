@@ -34,7 +34,18 @@ _WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*|[\u3400-\u9fff]+")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _jieba_lock = threading.Lock()
 _jieba_words: set[str] = set()
-_stemmer = snowballstemmer.stemmer("english")
+# One stemmer per thread: a snowball stemmer keeps its word in instance state, so two threads stemming at once (reply
+# threads storing messages' search terms) corrupt each other's work and raise IndexError.
+_stemmers = threading.local()
+
+
+def _stem(word: str) -> str:
+    stemmer = getattr(_stemmers, "english", None)
+    if stemmer is None:
+        stemmer = _stemmers.english = snowballstemmer.stemmer("english")
+    return stemmer.stemWord(word)
+
+
 jieba.setLogLevel(logging.WARNING)  # its dictionary-loading chatter is not the product's news
 
 
@@ -67,7 +78,7 @@ def terms(text: str) -> list[str]:
                 pieces = list(jieba.cut_for_search(word))
             found.extend(p for p in pieces if p.strip() and p not in STOPWORDS_ZH)
         elif word not in STOPWORDS_EN:
-            found.append(word.replace(",", "") if word[0].isdigit() else _stemmer.stemWord(word))
+            found.append(word.replace(",", "") if word[0].isdigit() else _stem(word))
     return found
 
 

@@ -258,3 +258,40 @@ def test_deltas_say_where_they_start_so_a_socket_sees_a_gap(fake_engine, monkeyp
     reply_generate(customer_message_id=message.pk)
     offsets = [(call["offset"], call["text"]) for call in published]
     assert offsets == [(0, "Standard shipping "), (18, "takes three days.")]
+
+
+def test_a_reply_that_cannot_be_stored_ends_failed_not_streaming_for_ever(fake_engine, monkeypatch):
+    from chat import services
+    from chat.models import Message
+    from chat.reply import reply_generate
+
+    def broken(**_kwargs):
+        raise IndexError("a bug while storing")
+
+    monkeypatch.setattr(services, "reply_complete", broken)
+    fake_engine.script = ["Standard shipping takes three days."]
+    conversation, _ = services.conversation_start()
+    message, _ = services.message_post_customer(conversation_id=conversation.id, content="How long is shipping?")
+    with pytest.raises(IndexError):
+        reply_generate(customer_message_id=message.pk)
+    reply = Message.objects.get(in_reply_to=message)
+    assert reply.state == Message.State.FAILED and reply.error == "internal error: IndexError"
+    assert reply.content == "Standard shipping takes three days."  # what the customer saw stays
+
+
+def test_a_database_blip_during_the_once_a_second_check_does_not_stop_the_reply(monkeypatch):
+    from django.db import OperationalError
+
+    from chat import services
+    from chat.reply import ReplyPublisher
+
+    conversation, _ = services.conversation_start()
+    message, _ = services.message_post_customer(conversation_id=conversation.id, content="How long is shipping?")
+    reply = services.reply_start(customer_message_id=message.pk)
+
+    class Blip:
+        def filter(self, **_kwargs):
+            raise OperationalError("couldn't get a connection after 5.00 sec")
+
+    monkeypatch.setattr("chat.reply.Conversation.objects", Blip())
+    ReplyPublisher(reply).still_wanted()  # no exception: streaming goes on, the check comes again

@@ -120,3 +120,34 @@ def test_an_empty_body_has_no_passages():
 )
 def test_the_language_of_a_question_is_chinese_when_it_is_written_so(text, conversation, expected):
     assert text_language(text, conversation) == expected
+
+
+def test_english_terms_are_right_when_many_threads_stem_at_once():
+    """Reply threads store their messages' search terms at the same time: a stemmer shared between them mixed their
+    words up (wrong stems, IndexError), and a reply whose completion raised was never finished."""
+    import sys
+    import threading
+
+    text = "Shipping returns refunds delivered cancellations addresses passwords payments ordering exchanged " * 20
+    expected = terms(text)
+    problems = []
+
+    def stem_repeatedly():
+        for _ in range(30):
+            try:
+                if terms(text) != expected:
+                    problems.append("wrong terms")
+            except Exception as exc:  # the shared stemmer raised IndexError and AssertionError
+                problems.append(type(exc).__name__)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, as a busy worker does
+    try:
+        threads = [threading.Thread(target=stem_repeatedly) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert problems == []
