@@ -13,6 +13,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"  # runtime state of the embedded mode (SQLite file, generated secret key)
@@ -136,20 +137,35 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env.str("REDIS_URL", default="")
 
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                # redis-py 8 defaults (100 connections, 5 s socket timeout) make handshakes fail with HTTP 500
-                # past 100 sockets and kill idle consumers with 1011; see docs in README "Channels capacity".
-                "hosts": [{"address": REDIS_URL, "max_connections": 1000, "socket_timeout": 15}],
-                # Over capacity the layer drops silently; the database plus resume-by-sequence is the guarantee.
-                "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
-                "expiry": 60,
-                "prefix": env.str("CHANNEL_LAYER_PREFIX", default="asgi"),
-            },
+    # redis-py 8 defaults (100 connections, 5 s socket timeout) make handshakes fail with HTTP 500 past 100 sockets
+    # and kill idle consumers with 1011; see README "Channels capacity".
+    _channel_host = {"address": REDIS_URL, "max_connections": 1000, "socket_timeout": 15}
+    _channel_prefix = env.str("CHANNEL_LAYER_PREFIX", default="asgi")
+    # "pubsub": Redis PUBLISH/SUBSCRIBE, one round trip a send and no inbox to overflow (README, "Streaming capacity");
+    # "queue": channels-redis's list-based layer, whose per-process inbox drops news past CHANNEL_LAYER_CAPACITY.
+    # Either way the channel layer only carries news: sockets make good what it loses from the database.
+    CHANNEL_LAYER_KIND = env.str("CHANNEL_LAYER_KIND", default="pubsub")
+    if CHANNEL_LAYER_KIND == "pubsub":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [_channel_host], "prefix": _channel_prefix},
+            }
         }
-    }
+    elif CHANNEL_LAYER_KIND == "queue":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {
+                    "hosts": [_channel_host],
+                    "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
+                    "expiry": 60,
+                    "prefix": _channel_prefix,
+                },
+            }
+        }
+    else:
+        raise ImproperlyConfigured(f"CHANNEL_LAYER_KIND is {CHANNEL_LAYER_KIND!r}: use pubsub or queue")
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 

@@ -77,7 +77,20 @@ def context_fit(
         raise EngineError("nothing to answer: the conversation has no turns")
     budget = engine.max_model_len - reserve_tokens
     system = ChatTurn("system", system_prompt)
-    # Binary search for the longest suffix of history that fits: O(log n) tokenizations, not O(n).
+    # Most conversations fit whole: one tokenization (an HTTP round trip for a remote engine) before the engine.
+    if engine.count_tokens([system, *history]) <= budget:
+        lo = len(history)
+    else:
+        lo = _longest_suffix_that_fits(engine, system, history, budget)
+    turns = list(history[-lo:])
+    # Chat templates expect the conversation to start with a user turn after the system prompt.
+    while len(turns) > 1 and turns[0].role != "user":
+        turns.pop(0)
+    return [system, *turns]
+
+
+def _longest_suffix_that_fits(engine: Engine, system: ChatTurn, history: Sequence[ChatTurn], budget: int) -> int:
+    """Binary search for the longest suffix of history that fits: O(log n) tokenizations, not O(n)."""
     lo, hi = 1, len(history)
     if engine.count_tokens([system, history[-1]]) > budget:
         raise RequestRejected(f"the newest message alone exceeds the {budget}-token prompt budget")
@@ -87,11 +100,7 @@ def context_fit(
             lo = mid
         else:
             hi = mid - 1
-    turns = list(history[-lo:])
-    # Chat templates expect the conversation to start with a user turn after the system prompt.
-    while len(turns) > 1 and turns[0].role != "user":
-        turns.pop(0)
-    return [system, *turns]
+    return lo
 
 
 def transcript(turns: Sequence[ChatTurn], *, max_chars: int) -> str:

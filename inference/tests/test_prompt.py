@@ -61,6 +61,16 @@ def test_context_fit_keeps_everything_that_fits():
     assert context_fit(engine, "sys", history, reserve_tokens=100)[1:] == history
 
 
+def test_a_conversation_that_fits_whole_is_tokenized_once(monkeypatch):
+    """A remote engine counts tokens over HTTP: every count before the first token is customer-visible wait."""
+    engine = FakeEngine(max_model_len=10_000)
+    counted = []
+    count = engine.count_tokens
+    monkeypatch.setattr(engine, "count_tokens", lambda turns: counted.append(len(turns)) or count(turns))
+    context_fit(engine, "sys", _history(40), reserve_tokens=100)
+    assert counted == [41]
+
+
 def test_context_fit_refuses_a_newest_message_that_cannot_fit():
     engine = FakeEngine(max_model_len=30)
     with pytest.raises(EngineError, match="exceeds"):
