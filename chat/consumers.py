@@ -270,6 +270,7 @@ class CustomerConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
         while self.delivery.streams:
             await asyncio.sleep(STREAM_QUIET_S / 2)
             for seq in self.delivery.quiet(loop.time()):
+                heard_at = self.delivery.heard_at(seq)
                 try:
                     message = await database_sync_to_async(selectors.message_visible_to_customer)(
                         conversation_id=self.conversation.id, seq=seq
@@ -277,6 +278,8 @@ class CustomerConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
                 except Exception:
                     logger.exception("could not check reply %s of conversation %s", seq, self.conversation.id)
                     continue
+                if self.delivery.heard_at(seq) != heard_at:
+                    continue  # news came while the row was read (its end, even): it speaks for itself
                 if message is None:
                     self.delivery.done_recovered(seq)
                     await self.send_json({"type": "withdrawn", "seq": seq})

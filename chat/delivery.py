@@ -78,6 +78,11 @@ class Delivery:
         """Streaming replies with no news for STREAM_QUIET_S: their `done` may have been lost."""
         return [seq for seq, stream in self.streams.items() if now - stream.heard_at >= STREAM_QUIET_S]
 
+    def heard_at(self, seq: int) -> float | None:
+        """When the last news of a followed reply came; None once it ended."""
+        stream = self.streams.get(seq)
+        return None if stream is None else stream.heard_at
+
     def still_streaming(self, seq: int, now: float) -> None:
         """The database says the reply is still streaming: wait another quiet period."""
         stream = self.streams.get(seq)
