@@ -339,7 +339,8 @@ async def test_redis_restarted_mid_stream_loses_and_doubles_nothing(private_redi
             ]
             customer_message = [f for _n, f in customer.frames if f["type"] == "message" and f["message"]["seq"] == 1]
             assert len(customer_message) == 1, customer_message  # shown once, not replayed again
-        assert ann.connections >= 2, ann.closes  # Ann's socket did go down with Redis, and came back
+        # On the pub/sub layer a socket can ride out the restart (what was published meanwhile is made good from the
+        # database, chat.delivery); on the queue layer it goes down and comes back. Either way, only these closes.
         assert set(ann.closes) <= {CLOSE_TRY_AGAIN_LATER, 1006, 1011, 1012}, ann.closes
         reopened = next(f for f in reversed(console_frames) if f["type"] == "conversation")["conversation"]
         seqs = [m["seq"] for m in reopened["messages"]]
