@@ -138,10 +138,10 @@ REDIS_URL = env.str("REDIS_URL", default="")
 
 if REDIS_URL:
     # redis-py 8 defaults (100 connections, 5 s socket timeout) make handshakes fail with HTTP 500 past 100 sockets
-    # and kill idle consumers with 1011; see README "Channels capacity".
+    # and kill idle consumers with 1011.
     _channel_host = {"address": REDIS_URL, "max_connections": 1000, "socket_timeout": 15}
     _channel_prefix = env.str("CHANNEL_LAYER_PREFIX", default="asgi")
-    # "pubsub": Redis PUBLISH/SUBSCRIBE, one round trip a send and no inbox to overflow (README, "Streaming capacity");
+    # "pubsub": Redis PUBLISH/SUBSCRIBE, one round trip a send and no inbox to overflow (README, "Performance");
     # "queue": channels-redis's list-based layer, whose per-process inbox drops news past CHANNEL_LAYER_CAPACITY.
     # Either way the channel layer only carries news: sockets make good what it loses from the database.
     CHANNEL_LAYER_KIND = env.str("CHANNEL_LAYER_KIND", default="pubsub")
