@@ -3,6 +3,7 @@ bot answering from the demo knowledge base (generative on the production shape, 
 
 import asyncio
 import contextlib
+import re
 import sqlite3
 import subprocess
 import sys
@@ -26,12 +27,19 @@ async def test_a_question_streams_through_daphne_celery_and_redis(production_ser
     exchange = await ask(production_server, conversation, QUESTION)
 
     assert exchange.frames[-1]["type"] == "done", exchange.frames[-3:]
-    # A sentence at a time (the fact guard), not token by token, and more than one piece: a two-sentence answer is two.
-    assert len(exchange.deltas) >= 2, exchange.deltas
-    assert exchange.times[-1] - exchange.first_delta_s > 0.05  # they came over time, not all at once at the end
     done = exchange.done
     assert done["state"] == "complete" and done["role"] == "bot"
+    # Nothing lost on the way: the pieces add up to the stored reply, each starting where the last one ended.
     assert "".join(d["text"] for d in exchange.deltas).strip() == done["content"]
+    assert [d["offset"] for d in exchange.deltas] == [
+        sum(len(d["text"]) for d in exchange.deltas[:i]) for i in range(len(exchange.deltas))
+    ]
+    # A sentence at a time (the fact guard), not token by token. The model's greedy answer is usually two sentences
+    # (then two pieces, over time); with another llama.cpp prompt cache behind it, it was once one.
+    sentences = len(re.findall(r"[.!?](?:\s|$)", done["content"]))
+    assert len(exchange.deltas) == sentences or len(exchange.deltas) >= 2, (sentences, exchange.deltas)
+    if len(exchange.deltas) >= 2:
+        assert exchange.times[-1] - exchange.first_delta_s > 0.05  # they came over time, not all at once at the end
     assert all(d["seq"] == done["seq"] for d in exchange.deltas)
     assert [s["title"] for s in done["sources"]][:1] == ["Changing or canceling an order"], done["sources"]
 
