@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from chat.origins import origin_normalize
 from chat.search import message_search_terms
@@ -17,6 +18,10 @@ from chat.search import message_search_terms
 
 def site_key_new() -> str:
     return secrets.token_urlsafe(18)
+
+
+def identity_secret_new() -> str:
+    return secrets.token_hex(32)
 
 
 def origins_validate(value: str) -> None:
@@ -73,6 +78,10 @@ class Site(models.Model):
     )
     conversations_window_hours = models.PositiveIntegerField(default=12)
     messages_per_minute = models.PositiveIntegerField(default=20, help_text="Per conversation.")
+    # Identity verification (chat.identity): the site's server signs its signed-in user's id with this secret
+    # (HMAC-SHA256, hex) and the widget passes both; only a correct signature makes the customer verified. It must
+    # stay on the site's server, never in a page.
+    identity_secret = models.CharField(max_length=64, default=identity_secret_new, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -174,12 +183,24 @@ class ApiKey(models.Model):
     class Scope(models.TextChoices):
         CHAT = "chat", "chat: talk to the bot (/api/v1/chat, /v1/chat/completions)"
         READ = "read", "read: conversations, messages, tickets, ratings"
+        AGENT = "agent", "agent: reply, note, assign, transfer, hand back, resolve and reopen; edit tickets"
+        CONTACTS = "contacts", "contacts: create, read and update contacts"
         ADMIN = "admin", "admin: everything, and the API keys themselves"
 
     name = models.CharField(max_length=120, help_text="Who or what uses it, e.g. 'Shop backend'.")
     prefix = models.CharField(max_length=16, unique=True, editable=False)
     key_hash = models.CharField(max_length=64, editable=False)
-    scopes = models.JSONField(default=list, help_text="Any of chat, read, admin.")
+    scopes = models.JSONField(default=list, help_text="Any of chat, read, agent, contacts, admin.")
+    # The staff member whose name agent actions through this key are taken in (replies, notes, assignments), with
+    # that member's own permissions, checked on every request. Required for the agent scope.
+    acts_as = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Agent actions through this key are taken as this staff member (required for the agent scope).",
+    )
     # Requests per minute with this key; empty: API_RATE_LIMIT_PER_KEY.
     rate_limit_per_minute = models.PositiveIntegerField(
         null=True, blank=True, help_text="Requests per minute; empty for the default (API_RATE_LIMIT_PER_KEY)."
@@ -207,6 +228,37 @@ class ApiKey(models.Model):
         return scope in self.scopes or self.Scope.ADMIN in self.scopes
 
 
+class Contact(models.Model):
+    """A customer known beyond one conversation: a site's signed-in user (verified by the site's signature, see
+    chat.identity) or a record an integration keeps through the API. Conversations point at it."""
+
+    site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.CASCADE, related_name="contacts")
+    # The site's own id for its user (verified identity); empty for a contact made by staff or the API without one.
+    external_id = models.CharField(max_length=128, blank=True)
+    name = models.CharField(max_length=120, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    language = models.CharField(max_length=16, blank=True)
+    # external_id was proven with the site's identity secret (HMAC), not merely claimed.
+    verified = models.BooleanField(default=False)
+    # Free-form facts an integration keeps about the customer (plan, order count): JSON object, shown to staff.
+    attributes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["email"], name="contact_email")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["site", "external_id"], condition=~Q(external_id=""), name="one_contact_per_site_user"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.email or self.external_id or f"Contact {self.pk}"
+
+
 class Conversation(models.Model):
     """One customer's chat. The customer proves ownership with a secret whose SHA-256 alone is stored."""
 
@@ -230,6 +282,12 @@ class Conversation(models.Model):
     region = models.CharField(max_length=64, blank=True)
     customer_name = models.CharField(max_length=120, blank=True)
     customer_email = models.EmailField(blank=True)
+    # The contact this customer is (a verified signed-in user, or one linked by staff or the API), if known.
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations")
+    # Opened by a customer whose identity the site signed (chat.identity): shown as verified to the staff.
+    identity_verified = models.BooleanField(default=False)
+    # When a socket of the customer last closed or opened: agent replies after it, while none is open, are emailed.
+    customer_last_seen_at = models.DateTimeField(null=True, blank=True)
     # The sequence number of the newest message; the next message gets last_seq + 1.
     last_seq = models.PositiveIntegerField(default=0)
     # Handoff to a person: why, which message caused it, the model's summary for the agent, and who has it.
@@ -344,6 +402,10 @@ class Message(models.Model):
     # The content's search terms, space-separated (Chinese segmented, English stemmed: knowledge.text.terms), for
     # the console's full-text search (a GIN index on PostgreSQL). Private notes are indexed too (staff only).
     search_terms = models.TextField(blank=True, default="")
+    # How a customer message arrived: "" (the widget or the API) or "email" (a reply to one of our emails).
+    via = models.CharField(max_length=16, blank=True)
+    # For an agent message: when it was emailed to a customer who was not there to read it (chat.email).
+    emailed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
@@ -383,3 +445,55 @@ class Rating(models.Model):
 
     def __str__(self) -> str:
         return f"{self.score}/5 · {self.conversation_id}"
+
+
+def attachment_path(instance: "Attachment", filename: str) -> str:
+    """Where an attachment's file is stored: by date and the attachment's id, never the name its sender gave."""
+    return f"attachments/{timezone.now():%Y/%m}/{instance.id.hex}"
+
+
+def attachment_thumbnail_path(instance: "Attachment", filename: str) -> str:
+    return f"attachments/{timezone.now():%Y/%m}/{instance.id.hex}-thumb"
+
+
+class Attachment(models.Model):
+    """A file a customer or an agent sent in a conversation, stored through Django's storage API (chat.attachments).
+
+    Served only to the conversation's customer and its staff, never from a public URL. The type is what the content
+    is (checked by its bytes), not what the name says.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="attachments")
+    # The message it was sent with (a customer or agent message, its content the caption, possibly empty).
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments")
+    file = models.FileField(upload_to=attachment_path, max_length=255)
+    # A small JPEG or PNG of an image, for inline display; empty for other files.
+    thumbnail = models.FileField(upload_to=attachment_thumbnail_path, max_length=255, blank=True)
+    name = models.CharField(max_length=255)  # the sender's file name, cleaned, for display and download only
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.content_type}, {self.size} bytes)"
+
+    @property
+    def is_image(self) -> bool:
+        return self.content_type.startswith("image/")
+
+
+class EmailSuppression(models.Model):
+    """An address that asked for no more email from the helpdesk (the unsubscribe link), or that bounced."""
+
+    email = models.EmailField(unique=True)  # lower case
+    reason = models.CharField(max_length=32, default="unsubscribed")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.reason})"

@@ -6,6 +6,7 @@ import uuid
 
 from django.core.exceptions import ValidationError
 
+from chat.access import access_token_opens, is_access_token
 from chat.models import Conversation, Message, Site
 
 
@@ -18,12 +19,18 @@ def secret_hash(secret: str) -> str:
 
 
 def conversation_get_for_customer(*, conversation_id: str | uuid.UUID, secret: str) -> Conversation:
-    """The conversation whose secret this is; raises ConversationAccessDenied otherwise."""
+    """The conversation whose secret this is, or which this access token opens (chat.access); raises
+    ConversationAccessDenied otherwise."""
     try:
         conversation = Conversation.objects.get(pk=conversation_id)
     except (Conversation.DoesNotExist, ValidationError, ValueError, TypeError) as exc:
         raise ConversationAccessDenied from exc
-    if not isinstance(secret, str) or not hmac.compare_digest(conversation.secret_hash, secret_hash(secret)):
+    if not isinstance(secret, str):
+        raise ConversationAccessDenied
+    if is_access_token(secret):
+        if not access_token_opens(secret, conversation.id):
+            raise ConversationAccessDenied
+    elif not hmac.compare_digest(conversation.secret_hash, secret_hash(secret)):
         raise ConversationAccessDenied
     return conversation
 

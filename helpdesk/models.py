@@ -80,6 +80,10 @@ class AgentPresence(models.Model):
     connections = models.PositiveIntegerField(default=0)
     capacity = models.PositiveSmallIntegerField(default=3, help_text="Most conversations at once.")
     last_seen = models.DateTimeField(null=True, blank=True)
+    # Email notifications the agent opted in to (helpdesk.notifications): a customer left a message; a conversation
+    # has waited in the queue past NOTIFY_WAITING_AFTER.
+    notify_left_messages = models.BooleanField(default=False)
+    notify_waiting = models.BooleanField(default=False)
 
     def __str__(self) -> str:
         return f"{self.user} · {self.status}"
@@ -200,3 +204,24 @@ class Invitation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} as {self.role}"
+
+
+class AgentNotification(models.Model):
+    """An email sent to an agent about a conversation (helpdesk.notifications), so each is sent once per kind."""
+
+    class Kind(models.TextChoices):
+        LEFT_MESSAGE = "left_message", "A customer left a message"
+        WAITING = "waiting", "A conversation waited past the threshold"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    conversation_id = models.UUIDField(db_index=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "conversation_id", "kind"], name="one_notification_per_kind")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} · {self.conversation_id} → {self.user}"

@@ -1,6 +1,7 @@
 """Settings for the test suite: the production shape (PostgreSQL, Redis channel layer, Celery), isolated names."""
 
 import os
+import tempfile
 
 # Parallel test processes (pytest-xdist, `make test-fast`) each get a Redis database of their own, since tests clear
 # the cache (FLUSHDB): gw0 uses 9, gw1 10, and so on. Set here rather than defaulted: workers inherit the
@@ -19,6 +20,9 @@ CELERY_TASK_DEFAULT_QUEUE = f"helpdesk-{_RUN}"
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"asgi-{_RUN}"  # noqa: F405
 CACHES["default"]["KEY_PREFIX"] = f"helpdesk-{_RUN}"  # noqa: F405
 CHAT_HELLO_TIMEOUT = 2.0
+# Attachments of this run in a directory of their own, shared with the server processes it starts (they inherit the
+# environment), so an upload to one process is found by another.
+MEDIA_ROOT = os.environ.setdefault("HELPDESK_TEST_MEDIA_ROOT", tempfile.mkdtemp(prefix="helpdesk-media-"))
 # The test database too, so two test runs on one machine (a developer's and an editor's) never collide.
 DATABASES["default"]["TEST"] = {"NAME": f"test_helpdesk_{_RUN}"}  # noqa: F405
 
