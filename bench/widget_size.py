@@ -18,7 +18,9 @@ from bench.eval_kb import command_line  # noqa: E402
 
 WIDGET = ROOT / "static" / "chat" / "widget.js"
 # The budget: what one script tag may cost a customer's page, compressed. chat/tests/test_widget_asset.py holds it.
-BUDGET_GZIP_BYTES = 16 * 1024
+# 16 KiB until issue 17, whose verified identity, attachments and transcript requests took it to about 19 KiB;
+# 24 KiB leaves room without letting it grow unseen (Intercom's and Chatwoot's loaders alone are larger).
+BUDGET_GZIP_BYTES = 24 * 1024
 
 
 def sizes() -> tuple[int, int]:

@@ -1,10 +1,11 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.templatetags.static import static
 from django.utils.html import format_html
 
-from chat.api.keys import api_key_create, api_key_revoke, scopes_clean
-from chat.models import ApiKey, Message, Rating, Site, SiteHours
+from chat.api.keys import acts_as_check, api_key_create, api_key_revoke, scopes_clean
+from chat.models import ApiKey, EmailSuppression, Message, Rating, Site, SiteHours
 
 
 class SiteHoursInline(admin.TabularInline):
@@ -15,7 +16,7 @@ class SiteHoursInline(admin.TabularInline):
 @admin.register(Site)
 class SiteAdmin(admin.ModelAdmin):
     list_display = ("name", "key", "is_active", "bot_enabled", "language", "created_at")
-    readonly_fields = ("key", "embed_code")
+    readonly_fields = ("key", "embed_code", "identity_secret_shown")
     inlines = [SiteHoursInline]
     fieldsets = (
         (None, {"fields": ("name", "is_active", "key", "embed_code", "allowed_origins")}),
@@ -23,7 +24,19 @@ class SiteAdmin(admin.ModelAdmin):
         ("Pre-chat form", {"fields": ("prechat_name", "prechat_email")}),
         ("Who answers", {"fields": ("bot_enabled", "timezone")}),
         ("Limits", {"fields": ("conversations_per_ip", "conversations_window_hours", "messages_per_minute")}),
+        ("Verified identity", {"fields": ("identity_secret_shown",)}),
     )
+
+    @admin.display(description="Identity secret")
+    def identity_secret_shown(self, site: Site) -> str:
+        if not site.pk:
+            return "Save the site to get its identity secret."
+        return format_html(
+            "<code>{}</code><div class='help'>Keep it on your server. For a signed-in user, add data-user-id, "
+            "data-user-name, data-user-email and data-user-hash (the hex HMAC-SHA256 of the user id under this "
+            "secret) to the script tag: see the README, Verified identity.</div>",
+            site.identity_secret,
+        )
 
     @admin.display(description="Embed code")
     def embed_code(self, site: Site) -> str:
@@ -61,18 +74,41 @@ class RatingAdmin(ReadOnlyAdmin):
     list_filter = ("score",)
 
 
+@admin.register(EmailSuppression)
+class EmailSuppressionAdmin(admin.ModelAdmin):
+    """Addresses that get no email (they unsubscribed): deleting one lets the helpdesk email it again."""
+
+    list_display = ("email", "reason", "created_at")
+    search_fields = ("email",)
+    readonly_fields = ("created_at",)
+
+
 class ApiKeyForm(forms.ModelForm):
     scopes = forms.MultipleChoiceField(choices=ApiKey.Scope.choices, widget=forms.CheckboxSelectMultiple)
 
     class Meta:
         model = ApiKey
-        fields = ("name", "scopes", "rate_limit_per_minute")
+        fields = ("name", "scopes", "acts_as", "rate_limit_per_minute")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only an active member can act; the agent API also checks, on every request, that they may use the console.
+        self.fields["acts_as"].queryset = get_user_model().objects.filter(is_active=True).order_by("username")
 
     def clean_scopes(self) -> list[str]:
         try:
             return scopes_clean(self.cleaned_data["scopes"])
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from exc
+
+    def clean(self):
+        cleaned = super().clean()
+        if "scopes" in cleaned:
+            try:
+                acts_as_check(scopes=cleaned["scopes"], acts_as=cleaned.get("acts_as"))
+            except ValueError as exc:
+                self.add_error("acts_as", str(exc))
+        return cleaned
 
 
 class ApiKeyStatusFilter(admin.SimpleListFilter):
@@ -93,17 +129,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
     """Keys are made by chat.api.keys.api_key_create: the secret is shown once, on the page after saving."""
 
     form = ApiKeyForm
-    list_display = ("name", "key", "scope_list", "created_by", "created_at", "last_used_at", "active")
+    list_display = ("name", "key", "scope_list", "acts_as", "created_by", "created_at", "last_used_at", "active")
     list_filter = (ApiKeyStatusFilter,)
-    list_select_related = ("created_by",)
+    list_select_related = ("created_by", "acts_as")
     search_fields = ("name", "prefix")
     readonly_fields = ("key", "created_by", "created_at", "last_used_at", "revoked_at")
     actions = ["revoke"]
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ("name", "scopes", "rate_limit_per_minute")
-        return ("name", "key", "scopes", "rate_limit_per_minute", *self.readonly_fields[1:])
+            return ("name", "scopes", "acts_as", "rate_limit_per_minute")
+        return ("name", "key", "scopes", "acts_as", "rate_limit_per_minute", *self.readonly_fields[1:])
 
     @admin.display(description="Key")
     def key(self, key: ApiKey) -> str:
@@ -126,6 +162,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             scopes=form.cleaned_data["scopes"],
             created_by=request.user,
             rate_limit_per_minute=form.cleaned_data["rate_limit_per_minute"],
+            acts_as=form.cleaned_data["acts_as"],
         )
         # The admin goes on with `obj` (the log entry, the redirect): make it the key that was created.
         obj.__dict__.update({k: v for k, v in created.__dict__.items() if k != "_state"})

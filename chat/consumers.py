@@ -8,6 +8,7 @@ Frames are JSON objects with a `type`. The client speaks first:
   {"type": "rate", "score": 1-5, "comment": "..."}       rate a resolved conversation, once
   {"type": "contact", "name": "...", "email": "..."}      leave contact details when no one is available
   {"type": "resolve"}                                     the customer ends the chat
+  {"type": "transcript"}                                  email me the transcript (answered transcript_sent)
 The handshake is refused (HTTP 403) when the page's Origin is allowed by no site (nor is the helpdesk's own); the
 hello is refused like a wrong secret when it is not one of the conversation's own site's, so whether a conversation
 id exists is never told apart from a wrong secret. Each frame type has a rate limit (chat.frame_limits).
@@ -28,6 +29,7 @@ from django.conf import settings
 
 from chat import outages, presence, selectors, services
 from chat.delivery import STREAM_QUIET_S, Delivery
+from chat.email.outbound import transcript_request
 from chat.frame_limits import CUSTOMER_FRAME_LIMITS, FrameLimitedConsumer, frame_decode
 from chat.metrics import RATE_LIMITED, WEBSOCKETS, first_delivery_observe
 from chat.models import Conversation
@@ -135,7 +137,7 @@ class CustomerConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
             return await self.receive_hello(frame)
         if kind == "ping":
             return await self.send_json({"type": "pong"})
-        if kind in ("message", "rate", "typing", "contact", "resolve"):
+        if kind in ("message", "rate", "typing", "contact", "resolve", "transcript"):
             if self.conversation is None:
                 return await self._refuse(CLOSE_HELLO_REQUIRED, "hello_required", "Send a hello frame first.")
             if kind == "message":
@@ -221,6 +223,8 @@ class CustomerConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
             return await self.receive_rate(frame)
         if kind == "contact":
             return await self.receive_contact(frame)
+        if kind == "transcript":
+            return await self.receive_transcript()
         if kind == "resolve":
             return await database_sync_to_async(services.conversation_resolve)(
                 conversation_id=self.conversation.id, by_customer=True
@@ -237,6 +241,13 @@ class CustomerConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
         except services.ActionRefused as exc:
             return await self.send_error(exc.code, str(exc))
         await self.send_json({"type": "contact_saved"})
+
+    async def receive_transcript(self) -> None:
+        try:
+            await database_sync_to_async(transcript_request)(conversation_id=self.conversation.id)
+        except services.ActionRefused as exc:
+            return await self.send_error(exc.code, str(exc))
+        await self.send_json({"type": "transcript_sent"})
 
     async def receive_rate(self, frame: dict) -> None:
         try:

@@ -58,6 +58,7 @@ CUSTOMER_FRAME_LIMITS = {
     "contact": FrameLimit(3, 60),
     "rate": FrameLimit(3, 60),
     "resolve": FrameLimit(3, 60),
+    "transcript": FrameLimit(3, 300),  # an email each (chat.email.outbound limits them per conversation too)
     OTHER: FrameLimit(10, 60),
 }
 

@@ -25,6 +25,7 @@ from django.conf import settings
 
 from chat import strings
 from chat.metrics import RETRIEVALS
+from chat.prompting import without_attachment_notes
 from inference.engines import Engine
 from inference.types import ChatTurn
 from knowledge.grounding import customer_specific, extract_answer, facts_unsupported, prompt_echo, small_talk_kind
@@ -42,6 +43,7 @@ class Grounding:
     SMALL_TALK = "small_talk"  # the model, for a greeting or a thank-you, fact-guarded
     NO_KNOWLEDGE = "no_knowledge"  # nothing relevant: the bot says so and a person takes over
     RULES = "rules"  # the engine failed; a staff-written keyword rule answered
+    ATTACHMENT = "attachment"  # a file sent without a word: fixed words saying the bot cannot see it (chat.reply)
     UNGROUNDED = ""  # not a customer answer (summaries, suggestions)
 
 
@@ -135,7 +137,8 @@ def plan(
     """Search the knowledge for the newest user turn and decide how it is answered.
 
     `counted`: whether the search counts in helpdesk_knowledge_retrievals_total (not for staff trying questions)."""
-    users = [turn.content for turn in history if turn.role == "user"]
+    # Searched for the customer's words only: the notes of files they sent (chat.prompting) are for the model.
+    users = [without_attachment_notes(turn.content) for turn in history if turn.role == "user"]
     question, context = (users[-1] if users else ""), users[-1 - CONTEXT_TURNS : -1]
     language = text_language(question, language)  # a question written in Chinese is answered in Chinese
     chosen = answer_mode(engine, mode)

@@ -100,9 +100,24 @@ FACT_GUARD = Counter(
 )
 RATE_LIMITED = Counter(
     "helpdesk_rate_limited_total",
-    "Requests refused by a rate limit: channel api (limit ip, key, messages), widget (conversations), "
+    "Requests refused by a rate limit: channel api (limit ip, key, messages), widget (conversations, attachments), "
     "socket (messages, and each customer frame type: chat.frame_limits), console (each console frame type)",
     ["channel", "limit"],
+)
+IDENTITY_CHECKS = Counter(
+    "helpdesk_identity_checks_total",
+    "Signed identities the widget passed (chat.identity): verified, invalid (a wrong signature), unsigned (none)",
+    ["result"],
+)
+EMAILS_SENT = Counter(
+    "helpdesk_emails_sent_total",
+    "Emails sent (chat.email, helpdesk.notifications) by kind: agent_reply, left_message, transcript, agent_*",
+    ["kind"],
+)
+EMAILS_INBOUND = Counter(
+    "helpdesk_emails_inbound_total",
+    "Inbound emails by outcome: posted, duplicate, unknown_address, sender_mismatch, empty, rejected, unsubscribed",
+    ["outcome"],
 )
 
 for _answered_by in ("rule", "knowledge", "greeting", "nobody"):
@@ -113,9 +128,17 @@ for _kind in ("message", "delta", "done"):
     FRAMES_MISSED.labels(kind=_kind)
 for _result in ("hit", "miss", "customer_specific"):
     RETRIEVALS.labels(result=_result)
-for _channel, _limit in (("api", "ip"), ("api", "key"), ("api", "messages"), ("widget", "conversations")):
+for _channel, _limit in (
+    ("api", "ip"),
+    ("api", "key"),
+    ("api", "messages"),
+    ("widget", "conversations"),
+    ("widget", "attachments"),
+):
     RATE_LIMITED.labels(channel=_channel, limit=_limit)
 RATE_LIMITED.labels(channel="socket", limit="messages")
+for _result in ("verified", "invalid", "unsigned"):
+    IDENTITY_CHECKS.labels(result=_result)
 
 
 def reply_series_init() -> None:

@@ -5,13 +5,19 @@ customer has been gone longer than CHAT_ABANDON_AFTER stops generating (a page r
 A socket that dies with its server never counts itself out: the key expires, and replies keep going meanwhile.
 """
 
+import logging
 import time
 import uuid
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import DatabaseError
+from django.utils import timezone
 
+from chat.models import Conversation
 from chat.outages import redis_optional
+
+logger = logging.getLogger(__name__)
 
 KEY_TTL_S = 3600
 
@@ -26,6 +32,24 @@ def customer_connected(conversation_id: uuid.UUID) -> None:
     cache.incr(online)
     cache.touch(online, KEY_TTL_S)
     cache.delete(left)
+    customer_seen(conversation_id)
+
+
+def customer_seen(conversation_id: uuid.UUID) -> None:
+    """Note that the customer had the conversation open now (a socket opened or closed): agent replies after this,
+    while no socket is open, are the ones emailed to them (chat.email.outbound)."""
+    try:
+        Conversation.objects.filter(pk=conversation_id).update(customer_last_seen_at=timezone.now())
+    except DatabaseError:  # a closing socket during an outage: the reply is emailed a little more readily
+        logger.warning("could not note when the customer of %s was last seen", conversation_id, exc_info=True)
+
+
+def customer_online(conversation_id: uuid.UUID) -> bool:
+    """Whether a socket of the customer is open now; False when Redis cannot say (an email is then sent rather than
+    a reply left unread)."""
+    with redis_optional("checking whether the customer is online"):
+        return (cache.get(_keys(conversation_id)[0]) or 0) > 0
+    return False
 
 
 def customer_disconnected(conversation_id: uuid.UUID) -> None:
@@ -37,6 +61,7 @@ def customer_disconnected(conversation_id: uuid.UUID) -> None:
             remaining = 0
         if remaining <= 0:
             cache.set(left, time.time(), KEY_TTL_S)
+    customer_seen(conversation_id)
 
 
 def customer_gone(conversation_id: uuid.UUID) -> bool:

@@ -6,8 +6,9 @@ import time
 
 from django.db import DatabaseError, connection, transaction
 
-from chat import availability, presence, services, session_cache
+from chat import availability, presence, services, session_cache, strings
 from chat.generation import GenerationRequest, GenerationResult, GenerationStopped, Outcome, Publisher, generate
+from chat.grounding import Grounding
 from chat.metrics import reply_timings
 from chat.models import Conversation, HandoffReason, Message
 from chat.prompting import history_turns
@@ -83,6 +84,9 @@ def reply_generate(
     reply = services.reply_start(customer_message_id=customer_message_id)
     if reply is None:
         return None
+    files = _files_without_words(reply.in_reply_to)
+    if files:
+        return _files_acknowledged(reply, files)
     publisher = ReplyPublisher(reply)
     try:
         result = generate(reply_generation_request(reply, overrides), publisher)
@@ -100,6 +104,22 @@ def reply_generate(
         logger.exception("reply %s to message %s could not be stored", reply.pk, customer_message_id)
         services.reply_fail(reply_id=reply.pk, content=result.text, error=f"internal error: {type(exc).__name__}")
         raise
+
+
+def _files_without_words(customer_message: Message) -> list[str]:
+    """The names of the files a customer message is, when it is nothing but files (no caption)."""
+    if customer_message.content:
+        return []
+    return list(customer_message.attachments.order_by("created_at").values_list("name", flat=True))
+
+
+def _files_acknowledged(reply: Message, names: list[str]) -> Message | None:
+    """A file sent without a word: the bot cannot see it, so it says that it was received, that a person can see it
+    and how to reach one, in fixed words (a model asked about a file it was not shown would describe one)."""
+    language = reply.conversation.language
+    text = strings.text("attachment_received", language, names=", ".join(f"“{name}”" for name in names))
+    stats = services.ReplyStats(engine="", prompt_tokens=0, completion_tokens=0, ttft_ms=None, tokens_per_s=None)
+    return services.reply_complete(reply_id=reply.pk, content=text, stats=stats, grounding=Grounding.ATTACHMENT)
 
 
 def _store(reply: Message, result: GenerationResult, timings: dict[str, int], customer_message_id: int):

@@ -5,9 +5,11 @@ import hmac
 import uuid
 
 from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef, Q
 
 from chat.access import access_token_opens, is_access_token
-from chat.models import Conversation, Message, Site
+from chat.models import Attachment, Conversation, Message, Site
+from chat.serializers import attachments_prefetch
 
 
 class ConversationAccessDenied(Exception):
@@ -45,8 +47,10 @@ def site_origins_all() -> set[str]:
 
 
 def messages_visible_to_customer(*, conversation: Conversation, after_seq: int = 0) -> list[Message]:
-    """Messages the customer may see (everything but private notes), after a sequence number, oldest first."""
-    return list(conversation.messages.filter(seq__gt=after_seq).exclude(role=Message.Role.NOTE).order_by("seq"))
+    """Messages the customer may see (everything but private notes), after a sequence number, oldest first, with
+    their attachments."""
+    rows = conversation.messages.filter(seq__gt=after_seq).exclude(role=Message.Role.NOTE).order_by("seq")
+    return list(rows.prefetch_related(attachments_prefetch()))
 
 
 def message_visible_to_customer(*, conversation_id: uuid.UUID, seq: int) -> Message | None:
@@ -55,12 +59,15 @@ def message_visible_to_customer(*, conversation_id: uuid.UUID, seq: int) -> Mess
 
 
 def conversation_history(*, conversation_id: uuid.UUID, before_seq: int, limit: int) -> list[Message]:
-    """The newest `limit` customer, bot and agent messages before `before_seq` (inclusive), oldest first."""
+    """The newest `limit` customer, bot and agent messages before `before_seq` (inclusive), oldest first, with their
+    attachments (a message may be a file without a word)."""
+    has_files = Exists(Attachment.objects.filter(message=OuterRef("pk")))
     rows = (
         Message.objects.filter(conversation_id=conversation_id, seq__lte=before_seq)
         .filter(role__in=[Message.Role.CUSTOMER, Message.Role.BOT, Message.Role.AGENT])
         .exclude(state=Message.State.FAILED)
-        .exclude(content="")
+        .filter(~Q(content="") | Q(has_files))
+        .prefetch_related(attachments_prefetch())
         .order_by("-seq")[:limit]
     )
     return list(reversed(rows))

@@ -1,6 +1,35 @@
 """Plain-dict shapes of chat objects as clients see them (websocket frames, JSON views)."""
 
-from chat.models import Conversation, Message, Site
+from django.db.models import Prefetch
+from django.urls import reverse
+
+from chat.models import Attachment, Conversation, Message, Site
+
+# Where a message's attachments are kept once read with it: attachments_prefetch() in the query, or set by the
+# service that stored them. A message read without it is serialized without attachments, never with a query each.
+ATTACHMENTS_ATTR = "attachment_list"
+
+
+def attachments_prefetch() -> Prefetch:
+    """For .prefetch_related() on messages that are serialized: their attachments in one query."""
+    return Prefetch("attachments", queryset=Attachment.objects.order_by("created_at"), to_attr=ATTACHMENTS_ATTR)
+
+
+def attachment_to_dict(attachment: Attachment) -> dict:
+    """An attachment as clients see it. Its URLs answer only the conversation's customer (the conversation's secret
+    in the X-Conversation-Secret header) and signed-in staff (chat.attachment_views)."""
+    url = reverse("chat:attachment", args=[attachment.conversation_id, attachment.id])
+    return {
+        "id": str(attachment.id),
+        "name": attachment.name,
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+        "width": attachment.width,
+        "height": attachment.height,
+        "is_image": attachment.is_image,
+        "url": url,
+        "thumbnail_url": f"{url}?thumb=1" if attachment.thumbnail else None,
+    }
 
 
 def message_to_dict(message: Message) -> dict:
@@ -14,6 +43,9 @@ def message_to_dict(message: Message) -> dict:
     }
     if message.client_id:
         data["client_id"] = message.client_id
+    attachments = getattr(message, ATTACHMENTS_ATTR, None)
+    if attachments:
+        data["attachments"] = [attachment_to_dict(attachment) for attachment in attachments]
     if message.role == Message.Role.BOT and message.state != Message.State.STREAMING:
         data["stats"] = {
             "prompt_tokens": message.prompt_tokens,

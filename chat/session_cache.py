@@ -14,6 +14,7 @@ from django.core.cache import cache
 from chat import selectors
 from chat.models import Message
 from chat.outages import redis_optional
+from chat.prompting import message_turn_text
 
 HISTORY_ROLES = (Message.Role.CUSTOMER, Message.Role.BOT, Message.Role.AGENT)
 
@@ -32,7 +33,7 @@ def turns_before(*, conversation_id: uuid.UUID, seq: int) -> tuple[list[tuple[st
     history = selectors.conversation_history(
         conversation_id=conversation_id, before_seq=seq - 1, limit=settings.SESSION_CACHE_TURNS
     )
-    turns = [(m.role, m.content) for m in history]
+    turns = [(m.role, message_turn_text(m)) for m in history]
     with redis_optional("filling the session cache"):
         cache.set(_key(conversation_id), {"upto": seq - 1, "turns": turns}, settings.SESSION_CACHE_TTL)
     return turns, False
@@ -49,7 +50,7 @@ def turn_append(message: Message) -> None:
         entry = cache.get(key)
         if entry is None or entry["upto"] != message.seq - 1:
             return
-        turns = entry["turns"]
-        if message.role in HISTORY_ROLES and message.state == Message.State.COMPLETE and message.content:
-            turns = [*turns, (message.role, message.content)][-settings.SESSION_CACHE_TURNS :]
+        turns, text = entry["turns"], message_turn_text(message)
+        if message.role in HISTORY_ROLES and message.state == Message.State.COMPLETE and text:
+            turns = [*turns, (message.role, text)][-settings.SESSION_CACHE_TURNS :]
         cache.set(key, {"upto": message.seq, "turns": turns}, settings.SESSION_CACHE_TTL)

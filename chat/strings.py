@@ -113,3 +113,13 @@ STRINGS |= {
         "zh": "目前没有客服在线。您的消息已保存为工单,我们会回复到 {email}。",
     },
 }
+
+# A file sent to the bot without a word (chat.reply): the bot cannot open files and says so, never describing it.
+STRINGS |= {
+    "attachment_received": {
+        "en": "Thanks, I received your file {names}. I can't open or look at files myself, but a member of our "
+        "team can see it. Tell me what you need help with, or write “talk to a person” to reach someone from our team.",
+        "zh": "谢谢,已收到您的文件{names}。我无法打开或查看文件,但我们的客服人员可以看到它。请告诉我您需要什么帮助,"
+        "或输入“转人工”联系人工客服。",
+    },
+}

@@ -9,6 +9,8 @@ pool; the threads pool the generation workers use cannot stop a thread, so there
 (INFERENCE_FIRST_TOKEN_TIMEOUT, INFERENCE_GENERATION_TIMEOUT) inside the pipeline end the work in time.
 """
 
+import smtplib
+
 from celery import shared_task
 from django.conf import settings
 
@@ -82,3 +84,46 @@ def conversations_lifecycle_task() -> None:
     from chat.services.lifecycle import conversations_lifecycle_run
 
     conversations_lifecycle_run()
+
+
+# Customer emails (chat.email.outbound): an SMTP server that refuses or cannot be reached is tried again, waiting
+# 5, 10, 20 ... up to 300 s in between, for about an hour; one send takes seconds, EMAIL_TIMEOUT bounds it.
+EMAIL_RETRY = {
+    "autoretry_for": (OSError, smtplib.SMTPException, *BACKEND_UNAVAILABLE),
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 15,
+}
+EMAIL_TIME_LIMIT_S = 120
+EMAIL_TASK = {
+    "acks_late": True,
+    "ignore_result": True,
+    "soft_time_limit": EMAIL_TIME_LIMIT_S - 10,
+    "time_limit": EMAIL_TIME_LIMIT_S,
+    **EMAIL_RETRY,
+}
+
+
+@shared_task(**EMAIL_TASK)
+def agent_reply_email_task(conversation_id: str) -> None:
+    """Email the agent's unread replies to a customer who has no chat open. Idempotent (each reply once)."""
+    from chat.email.outbound import agent_replies_email
+
+    agent_replies_email(conversation_id=conversation_id)
+
+
+@shared_task(**EMAIL_TASK)
+def left_message_ack_task(conversation_id: str) -> None:
+    """Acknowledge a left message by email. Idempotent (once per conversation)."""
+    from chat.email.outbound import left_message_acknowledge
+
+    left_message_acknowledge(conversation_id=conversation_id)
+
+
+@shared_task(**EMAIL_TASK)
+def transcript_email_task(conversation_id: str) -> None:
+    """Email the transcript the customer asked for (a redelivery may send a second copy: harmless)."""
+    from chat.email.outbound import transcript_email
+
+    transcript_email(conversation_id=conversation_id)

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET
 
 from chat import availability, services
 from chat.http import BadRequest, client_ip, json_error
+from chat.identity import VerifiedIdentity, identity_from_request
 from chat.metrics import RATE_LIMITED
 from chat.models import Site
 from chat.origins import origin_allowed
@@ -157,16 +158,35 @@ def site_config(request: HttpRequest, site: Site) -> JsonResponse:
                 "agents_online": now.agents_online,
                 "bot_enabled": now.bot_enabled,
             },
-            "limits": {"max_message_chars": settings.CHAT_MAX_MESSAGE_CHARS},
+            "limits": {
+                "max_message_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+                "max_attachment_bytes": settings.ATTACHMENT_MAX_BYTES,
+            },
         }
     )
 
 
+def _verified_identity(site: Site, body: dict) -> VerifiedIdentity | None:
+    """The signed-in user the body's "identity" proves (chat.identity), whose name and email then fill the form's;
+    None for none or an unsigned or wrongly signed one, which is ignored entirely."""
+    verified = identity_from_request(site, body.get("identity"))
+    if verified is not None:
+        body["name"] = verified.name or body.get("name")
+        body["email"] = verified.email or body.get("email")
+    return verified
+
+
 @widget_endpoint
 def conversation_create(request: HttpRequest, site: Site) -> JsonResponse:
-    """Open a conversation from the pre-chat form. Returns its id and secret (the secret only this once)."""
-    fields = _customer_fields(request, site, _body(request), email_required=False)
-    conversation, secret = services.conversation_start(site=site, **fields)
+    """Open a conversation from the pre-chat form. Returns its id and secret (the secret only this once). With a
+    verified identity the conversation belongs to the site's user (their contact) and is marked verified."""
+    body = _body(request)
+    verified = _verified_identity(site, body)
+    fields = _customer_fields(request, site, body, email_required=False)
+    if verified is None:
+        conversation, secret = services.conversation_start(site=site, **fields)
+    else:
+        conversation, secret = services.conversation_start_verified(site=site, identity=verified, **fields)
     return _credentials(conversation, secret)
 
 
@@ -174,15 +194,22 @@ def conversation_create(request: HttpRequest, site: Site) -> JsonResponse:
 def message_leave(request: HttpRequest, site: Site) -> JsonResponse:
     """Leave a message when nobody can answer: it becomes a ticket, and the conversation waits for the team."""
     body = _body(request)
+    verified = _verified_identity(site, body)
     fields = _customer_fields(request, site, body, email_required=True)
     conversation, secret = services.message_leave(site=site, content=body.get("content"), **fields)
+    if verified is not None:
+        contact = services.identity_contact(site=site, identity=verified)
+        services.conversation_identity_verified(conversation_id=conversation.id, contact=contact)
     return _credentials(conversation, secret)
 
 
 @require_GET
 def chat_page(request: HttpRequest):
-    """The hosted chat page: the first active site's widget, open, on a plain page of the helpdesk itself."""
-    site = Site.objects.filter(is_active=True).first()
+    """The hosted chat page: a site's widget, open, on a plain page of the helpdesk itself. ?site=<key> picks the
+    site (a link that reopens a conversation names its own: chat.access); otherwise the first active one."""
+    sites = Site.objects.filter(is_active=True)
+    key = request.GET.get("site", "")
+    site = (sites.filter(key=key).first() if SITE_KEY_PATTERN.fullmatch(key) else None) or sites.first()
     return render(
         request, "chat/page.html", {"company_name": settings.COMPANY_NAME, "site": site}, status=200 if site else 503
     )

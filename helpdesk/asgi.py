@@ -17,11 +17,12 @@ from django.conf import settings  # noqa: E402
 from chat import broadcast  # noqa: E402
 from chat import routing as chat_routing  # noqa: E402
 from chat import tasks as chat_tasks  # noqa: E402
-from chat.dispatch import periodic_start  # noqa: E402
+from chat.dispatch import periodic_loop, periodic_start  # noqa: E402
 from chat.metrics import reply_series_init  # noqa: E402
 from chat.outages import SocketOutageGuard  # noqa: E402
 from chat.socket_guards import WebsocketGuardMiddleware  # noqa: E402
 from helpdesk import routing as helpdesk_routing  # noqa: E402
+from helpdesk import tasks as helpdesk_tasks  # noqa: E402
 from helpdesk.limits import BodySizeLimitMiddleware  # noqa: E402
 from helpdesk.metrics import web_collectors_register  # noqa: E402
 from knowledge.retrieval import retrieval_warm_up  # noqa: E402
@@ -81,3 +82,10 @@ if settings.GENERATION_BACKEND == "inprocess":
     threading.Thread(target=_warm_up, name="knowledge-warm-up", daemon=True).start()
     reply_series_init()
     periodic_start(chat_tasks.conversations_lifecycle_task, settings.CONVERSATION_LIFECYCLE_INTERVAL)
+    # And the agents' waiting-conversation emails (helpdesk.notifications), beside it on the same pool.
+    threading.Thread(
+        target=periodic_loop,
+        args=(helpdesk_tasks.waiting_notify_task, settings.CONVERSATION_LIFECYCLE_INTERVAL),
+        name="periodic-waiting-notify",
+        daemon=True,
+    ).start()

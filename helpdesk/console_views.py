@@ -58,13 +58,18 @@ def customer_profile(request) -> HttpResponse:
             error = exc.messages[0]
         else:
             return redirect(profile_url(customers.customer_key(email)) + "#notes")
-    profile = customers.customer_profile(email=email)
+    contact = request.GET.get("contact", "") if request.method == "GET" else ""
+    if contact:
+        profile = customers.customer_profile(contact_id=contact)
+    else:
+        profile = customers.customer_profile(email=email)
     context = {
         "email": email,
+        "contact": contact,
         "profile": profile,
         "error": error,
         "draft": draft,
         "note_max": customers.NOTE_MAX_CHARS,
     }
-    status = 400 if error or (email and profile is None) else 200
+    status = 400 if error or (email and profile is None) else 404 if contact and profile is None else 200
     return render(request, "helpdesk/customer.html", context, status=status)

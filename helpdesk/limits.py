@@ -9,7 +9,9 @@ it passes the limit. Either way the client gets 413 in the one JSON error format
 Also here: the refusal of addresses holding a NUL character (NullCharacterMiddleware), which PostgreSQL cannot take.
 """
 
+import functools
 import json
+import re
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -24,12 +26,18 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+@functools.lru_cache(maxsize=64)
+def _prefix_pattern(prefix: str) -> re.Pattern:
+    return re.compile("[^/]+".join(re.escape(part) for part in prefix.split("*")))
+
+
 def body_limit(path: str) -> int:
     """The largest body, in bytes, accepted for `path`: the longest matching prefix of REQUEST_BODY_LIMITS, else
-    REQUEST_BODY_LIMIT_DEFAULT."""
+    REQUEST_BODY_LIMIT_DEFAULT. A `*` in a prefix stands for one path segment (an id)."""
     best, limit = -1, settings.REQUEST_BODY_LIMIT_DEFAULT
     for prefix, prefix_limit in settings.REQUEST_BODY_LIMITS.items():
-        if path.startswith(prefix) and len(prefix) > best:
+        matches = _prefix_pattern(prefix).match(path) if "*" in prefix else path.startswith(prefix)
+        if matches and len(prefix) > best:
             best, limit = len(prefix), prefix_limit
     return limit
 

@@ -4,9 +4,13 @@ Receivers run in the order they are connected: the ticket receivers come first, 
 ticket.
 """
 
+from functools import partial
+
 from django.db import transaction
 from django.dispatch import receiver
 
+from chat.models import HandoffReason
+from chat.services.base import enqueue_quietly
 from chat.signals import (
     conversation_handed_back,
     conversation_handed_off,
@@ -14,7 +18,7 @@ from chat.signals import (
     conversation_reopened,
     conversation_resolved,
 )
-from helpdesk import services
+from helpdesk import services, tasks
 from helpdesk.metrics import HANDOFFS, RATINGS
 from helpdesk.models import Webhook
 from helpdesk.webhooks import webhook_conversation_event_emit
@@ -40,6 +44,13 @@ def route_reopened_conversation(sender, *, conversation, agent, snoozed, **kwarg
 def queue_update_when_it_leaves(sender, *, conversation, **kwargs) -> None:
     if conversation.handed_off_at is not None:  # a conversation only the bot ever had was never in the queue
         services.queue_announce(conversation_id=conversation.id)
+
+
+@receiver(conversation_handed_off, dispatch_uid="helpdesk.notify_left_message")
+def notify_agents_of_left_message(sender, *, conversation, reason, **kwargs) -> None:
+    """Agents who opted in are emailed about a left message (helpdesk.notifications), once it is committed."""
+    if reason == HandoffReason.OFFLINE_MESSAGE:
+        transaction.on_commit(partial(enqueue_quietly, tasks.left_message_notify_task, str(conversation.id)))
 
 
 @receiver(conversation_handed_off, dispatch_uid="helpdesk.webhook_handed_off")

@@ -15,8 +15,8 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from chat.api import selectors as chat_api_selectors
-from chat.models import Conversation, HandoffReason, Message, Site
-from chat.serializers import staff_message_to_dict
+from chat.models import Contact, Conversation, HandoffReason, Message, Site
+from chat.serializers import attachments_prefetch, staff_message_to_dict
 from chat.services.errors import ActionRefused
 from helpdesk import roles
 from helpdesk.models import CannedResponse, Ticket
@@ -32,7 +32,7 @@ CONSOLE_PAGE_MAX_BYTES = 256 * 1024
 
 def _queue_rows() -> QuerySet[Conversation]:
     # First come, first served within priority: urgent tickets jump the line.
-    return Conversation.objects.select_related("ticket", "assignee", "site", "rating").order_by(
+    return Conversation.objects.select_related("ticket", "assignee", "site", "rating", "contact").order_by(
         "-ticket__priority", "handed_off_at"
     )
 
@@ -63,6 +63,20 @@ def _queue_entry(conversation: Conversation, now: datetime.datetime) -> dict:
         "resolved_at": _iso(conversation.resolved_at),
         "snoozed_until": _iso(conversation.snoozed_until),
         "rating": rating.score if rating else None,
+        # Opened by the site's signed-in user, proven by the site's signature (chat.identity).
+        "identity_verified": conversation.identity_verified,
+        "contact": contact_to_staff_dict(conversation.contact) if conversation.contact_id else None,
+    }
+
+
+def contact_to_staff_dict(contact: Contact) -> dict:
+    """A conversation's contact as the console shows it: the site's own user id when verified."""
+    return {
+        "id": contact.pk,
+        "external_id": contact.external_id,
+        "name": contact.name,
+        "email": contact.email,
+        "verified": contact.verified,
     }
 
 
@@ -294,7 +308,7 @@ def staff_messages_page(*, conversation_id, before_seq: int | None = None) -> tu
         rows = rows.filter(seq__lt=before_seq)
     limit = settings.CONSOLE_HISTORY_PAGE
     page, size, has_more = [], 0, False
-    for message in rows[: limit + 1]:
+    for message in rows[: limit + 1].prefetch_related(attachments_prefetch()):
         data = staff_message_to_dict(message)
         size += len(json.dumps(data, ensure_ascii=False).encode())
         if len(page) == limit or (page and size > CONSOLE_PAGE_MAX_BYTES):
@@ -308,7 +322,9 @@ def staff_messages_page(*, conversation_id, before_seq: int | None = None) -> tu
 def conversation_for_staff(*, conversation_id) -> dict:
     """The conversation with its latest page of messages (`has_more`: older ones remain, see staff_messages_page),
     bot turns and notes included, with the handoff reason and summary, and the customer's rating (None if none)."""
-    conversation = Conversation.objects.select_related("assignee", "ticket", "site", "rating").get(pk=conversation_id)
+    conversation = Conversation.objects.select_related("assignee", "ticket", "site", "rating", "contact").get(
+        pk=conversation_id
+    )
     ticket = getattr(conversation, "ticket", None)
     rating = getattr(conversation, "rating", None)
     messages, has_more = staff_messages_page(conversation_id=conversation.id)
@@ -336,6 +352,8 @@ def conversation_for_staff(*, conversation_id) -> dict:
         "rating": {"score": rating.score, "comment": rating.comment, "created_at": _iso(rating.created_at)}
         if rating
         else None,
+        "identity_verified": conversation.identity_verified,
+        "contact": contact_to_staff_dict(conversation.contact) if conversation.contact_id else None,
     }
 
 

@@ -212,6 +212,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": CONVERSATION_LIFECYCLE_INTERVAL,
         "options": {"expires": CONVERSATION_LIFECYCLE_INTERVAL},  # a pass that waited a whole interval is skipped
     },
+    # Agents opted in are emailed about conversations waiting past NOTIFY_WAITING_AFTER (helpdesk.notifications).
+    "agents-waiting-notify": {
+        "task": "helpdesk.tasks.waiting_notify_task",
+        "schedule": CONVERSATION_LIFECYCLE_INTERVAL,
+        "options": {"expires": CONVERSATION_LIFECYCLE_INTERVAL},
+    },
 }
 
 # --- Inference ------------------------------------------------------------------------------------
@@ -317,6 +323,37 @@ for _proxy in TRUSTED_PROXIES:  # a typo fails at start, not at the first reques
     ipaddress.ip_network(_proxy.strip(), strict=False)
 # Company name shown on the chat page and given to the prompt.
 COMPANY_NAME = env.str("COMPANY_NAME", default="Example Inc.")
+# The helpdesk's own address as customers and agents reach it (scheme and host, no path), for links in emails,
+# which are sent by workers that have no request to build them from.
+HELPDESK_PUBLIC_URL = env.str("HELPDESK_PUBLIC_URL", default="http://localhost:8000").rstrip("/")
+# Seconds a link that reopens a conversation (in an email, or given to a verified customer on another device) keeps
+# working (chat.access); 30 days by default.
+CHAT_ACCESS_TOKEN_MAX_AGE = env.int("CHAT_ACCESS_TOKEN_MAX_AGE", default=30 * 24 * 3600)
+
+# --- Attachments ----------------------------------------------------------------------------------
+# Where attachments are stored: Django's default storage (STORAGES["default"]). Local files under MEDIA_ROOT by
+# default; for S3-compatible storage install django-storages and set STORAGE_BACKEND=storages.backends.s3.S3Storage
+# with its AWS_* settings (README). Files are never served from MEDIA_URL: only through chat.attachment_views,
+# which checks who asks.
+MEDIA_ROOT = env.str("MEDIA_ROOT", default="") or str(VAR_DIR / "media")
+MEDIA_URL = "/media-not-served/"
+STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage")
+# The largest attachment accepted, in bytes (10 MB).
+ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
+# S3-compatible storage (read by django-storages when STORAGE_BACKEND is storages.backends.s3.S3Storage): the bucket,
+# the endpoint of a store other than AWS (MinIO, R2, B2, Spaces; empty for AWS) and the region. Objects stay private
+# (no ACL): every download goes through the helpdesk. The keys come from boto3's own chain (AWS_ACCESS_KEY_ID and
+# AWS_SECRET_ACCESS_KEY in the environment, or an instance role), never from this file.
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="") or None
+AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="") or None
+AWS_DEFAULT_ACL = None
+# The two upload addresses (the widget's and the console's) take a body of that size plus room for the form around
+# the file (caption, client id, multipart boundaries); every other address keeps its limit (REQUEST_BODY_LIMITS).
+REQUEST_BODY_LIMITS |= {
+    "/widget/v1/conversations/*/attachments": ATTACHMENT_MAX_BYTES + 64 * 1024,
+    "/console/conversations/*/attachments": ATTACHMENT_MAX_BYTES + 64 * 1024,
+}
 
 # --- Webhooks -------------------------------------------------------------------------------------
 # Seconds a webhook receiver has to connect and to answer before the attempt counts as failed.
@@ -344,6 +381,19 @@ PASSWORD_RESET_PER_EMAIL = env.int("PASSWORD_RESET_PER_EMAIL", default=3)
 # smtp+ssl://...:465, or consolemail:// (the default: each email is printed to the server's output instead).
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="helpdesk@localhost")
+# Seconds an SMTP connection may take to answer before sending fails (and the email task retries).
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=30.0)
+# Email with customers (chat.email): the domain of the per-conversation reply addresses
+# (reply+<conversation>.<signature>@EMAIL_INBOUND_DOMAIN), whose MX points at Mailgun or at `manage.py email_receive`.
+EMAIL_INBOUND_DOMAIN = env.str("EMAIL_INBOUND_DOMAIN", default="reply.localhost")
+# Mailgun's HTTP webhook signing key: POST /email/inbound/mailgun is refused (403) unless signed with it; empty: off.
+EMAIL_INBOUND_SIGNING_KEY = env.str("EMAIL_INBOUND_SIGNING_KEY", default="")
+# The largest inbound email accepted by `manage.py email_receive`, in bytes.
+EMAIL_INBOUND_MAX_BYTES = env.int("EMAIL_INBOUND_MAX_BYTES", default=10 * 1024 * 1024)
+# Seconds after an agent's reply before it is emailed to a customer who has no chat open (a quick reader is spared).
+EMAIL_REPLY_DELAY = env.float("EMAIL_REPLY_DELAY", default=60.0)
+# Seconds a conversation waits in the queue before opted-in agents are emailed about it (helpdesk.notifications).
+NOTIFY_WAITING_AFTER = env.int("NOTIFY_WAITING_AFTER", default=600)
 # Seconds an invitation to join the team stays valid (helpdesk.invitations); one week by default.
 INVITATION_TTL = env.int("INVITATION_TTL", default=7 * 24 * 3600)
 # Flash messages server-side: a new API key is shown once through one, and must not travel in a cookie.
@@ -376,7 +426,7 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {"BACKEND": STORAGE_BACKEND},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
@@ -387,7 +437,7 @@ X_FRAME_OPTIONS = "DENY"
 # The Content-Security-Policy of every HTML page (helpdesk.csp): scripts from this host only, never inline; no
 # framing (X-Frame-Options stays for older browsers). Empty: this default.
 CONTENT_SECURITY_POLICY = env.str("CONTENT_SECURITY_POLICY", default="") or (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
     "frame-ancestors 'none'"
 )

@@ -10,6 +10,7 @@ from celery import shared_task
 from django.conf import settings
 
 from chat.dispatch import task_enqueue_later
+from chat.tasks import EMAIL_RETRY
 
 
 def webhook_time_limits() -> dict:
@@ -51,3 +52,30 @@ def webhook_deliver_task(self, delivery_id: str, attempt: int | None = None) -> 
     if not in_process:
         raise self.retry(countdown=delay)
     task_enqueue_later(webhook_deliver_task, delay, delivery_id, attempt)
+
+
+# Agent notification emails (helpdesk.notifications): retried like the customer emails (chat.tasks.EMAIL_RETRY).
+NOTIFY_TIME_LIMIT_S = 120
+
+
+@shared_task(
+    acks_late=True,
+    ignore_result=True,
+    soft_time_limit=NOTIFY_TIME_LIMIT_S - 10,
+    time_limit=NOTIFY_TIME_LIMIT_S,
+    **EMAIL_RETRY,
+)
+def left_message_notify_task(conversation_id: str) -> None:
+    """Email the agents who opted in that a customer left a message. Idempotent (AgentNotification)."""
+    from helpdesk.notifications import left_message_notify
+
+    left_message_notify(conversation_id=conversation_id)
+
+
+@shared_task(ignore_result=True, soft_time_limit=NOTIFY_TIME_LIMIT_S - 10, time_limit=NOTIFY_TIME_LIMIT_S)
+def waiting_notify_task() -> None:
+    """Email the agents who opted in about conversations waiting past NOTIFY_WAITING_AFTER (Celery beat, or the
+    embedded scheduler). Not retried: the next pass comes a minute later; each conversation is told once."""
+    from helpdesk.notifications import waiting_notify_run
+
+    waiting_notify_run()

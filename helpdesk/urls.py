@@ -2,7 +2,16 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from chat.api.errors import api_not_found
-from helpdesk import auth_views, console_views, invitation_views, playground, report_views, views
+from helpdesk import (
+    attachment_views,
+    auth_views,
+    console_views,
+    invitation_views,
+    notification_views,
+    playground,
+    report_views,
+    views,
+)
 from helpdesk.api import api
 
 # A failure outside any view (a middleware's query while PostgreSQL is down) still answers 503, not 500.
@@ -20,6 +29,12 @@ urlpatterns = [
     path("console/", views.console, name="console"),
     path("console/search/", console_views.console_search, name="console-search"),
     path("console/customers/", console_views.customer_profile, name="console-customer"),
+    path(
+        "console/conversations/<uuid:conversation_id>/attachments",
+        attachment_views.console_attachment_upload,
+        name="console-attachment-upload",
+    ),
+    path("console/notifications/", notification_views.notification_settings, name="console-notifications"),
     path("playground/", playground.playground, name="playground"),
     path("playground/generate", playground.playground_generate, name="playground-generate"),
     path("playground/prompt", playground.playground_prompt_publish, name="playground-prompt"),
@@ -35,6 +50,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics, name="metrics"),
+    path("email/", include("chat.email.urls")),
     path("", include("chat.urls")),
     path("", api.urls),
     # Anything else under the API's prefixes is a JSON 404, not an HTML page.

@@ -38,6 +38,8 @@ def production_env(django_db_setup, django_db_blocker) -> dict:
         CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
         CHANNEL_LAYER_PREFIX=settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
         CACHE_KEY_PREFIX=settings.CACHES["default"]["KEY_PREFIX"],
+        # Attachments in this run's own directory (tests/settings.py), written by daphne and read by the tests.
+        MEDIA_ROOT=settings.MEDIA_ROOT,
         GENERATION_BACKEND="celery",
         INFERENCE_MAX_TOKENS="96",
         INFERENCE_TEMPERATURE="0",

@@ -20,6 +20,9 @@ CELERY_TASK_DEFAULT_QUEUE = f"helpdesk-{_RUN}"
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"asgi-{_RUN}"  # noqa: F405
 CACHES["default"]["KEY_PREFIX"] = f"helpdesk-{_RUN}"  # noqa: F405
 CHAT_HELLO_TIMEOUT = 2.0
+# An agent's reply is emailed to an away customer after this delay (chat.email): short, so an in-process timer never
+# outlives a test that waits for its tasks (in_process_wait).
+EMAIL_REPLY_DELAY = 0.2
 # Attachments of this run in a directory of their own, shared with the server processes it starts (they inherit the
 # environment), so an upload to one process is found by another.
 MEDIA_ROOT = os.environ.setdefault("HELPDESK_TEST_MEDIA_ROOT", tempfile.mkdtemp(prefix="helpdesk-media-"))

@@ -16,12 +16,13 @@ import httpx
 import pytest
 import schemathesis
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from chat.api.keys import api_key_create
-from chat.models import Conversation, Message, Rating, Site
+from chat.models import Contact, Conversation, Message, Rating, Site
 from helpdesk.models import Ticket
 from tests import stack
 
@@ -54,8 +55,10 @@ def api_server(production_env, logs_dir):
 
 @pytest.fixture
 def fuzzer_data(transactional_db) -> dict:
-    """A key with every scope, and data so that lists, details and the export answer with items to check."""
+    """A key with every scope, acting as a manager (so agent actions on any conversation get past the console's
+    rules), and data so that lists, details, the export and the agent actions answer with items to check."""
     agent = get_user_model().objects.create_user("ana", password="x")
+    agent.groups.add(Group.objects.get(name="manager"))
     site = Site.objects.create(name="Shop")
     conversation = Conversation.objects.create(site=site, assignee=agent, status="resolved", last_seq=3)
     Message.objects.create(conversation=conversation, seq=1, role="customer", content="Where is my parcel?")
@@ -65,8 +68,14 @@ def fuzzer_data(transactional_db) -> dict:
     Message.objects.create(conversation=conversation, seq=3, role="note", content="courier issue", author=agent)
     Rating.objects.create(conversation=conversation, score=4, comment="ok")
     ticket = Ticket.objects.create(subject="Parcel", conversation=conversation, assignee=agent, tags="shipping, vip")
-    _key, raw = api_key_create(name="schemathesis", scopes=["chat", "read", "admin"], rate_limit_per_minute=1_000_000)
-    return {"key": raw, "conversation_id": str(conversation.id), "ticket_id": ticket.pk}
+    contact = Contact.objects.create(name="Li Lei", email="li@example.com", external_id="u-1", site=site)
+    _key, raw = api_key_create(
+        name="schemathesis",
+        scopes=["chat", "read", "agent", "contacts", "admin"],
+        rate_limit_per_minute=1_000_000,
+        acts_as=agent,
+    )
+    return {"key": raw, "conversation_id": str(conversation.id), "ticket_id": ticket.pk, "contact_id": contact.pk}
 
 
 @pytest.fixture
@@ -85,11 +94,16 @@ def api_schema(api_server, fuzzer_data):
                 "models": {"values": ["default"]},
                 "conversations": {"values": [fuzzer_data["conversation_id"]]},
                 "tickets": {"values": [fuzzer_data["ticket_id"]]},
+                "contacts": {"values": [fuzzer_data["contact_id"]]},
+                "agents": {"values": ["ana"]},
             },
             "parameters": {
                 "body.model": sometimes("models"),
                 "path.conversation_id": sometimes("conversations"),
                 "path.ticket_id": sometimes("tickets"),
+                "path.contact_id": sometimes("contacts"),
+                "body.contact_id": sometimes("contacts"),
+                "body.agent": sometimes("agents"),
             },
         }
     )

@@ -16,7 +16,8 @@ Principals: anonymous; customer_a and customer_b (for the customer socket: custo
 secret on customer_a's conversation); agent (the conversation's assignee) and agent_other (an agent it is not
 assigned to); manager; admin (the admin group, not a superuser); removed (for HTTP, a manager taken out of their
 group between two requests; for the console, an agent taken out of the agents while connected); API keys with the
-chat, read and admin scope, and a revoked one.
+chat, read, contacts and admin scope, agent keys (acting as the agent; acting as nobody; acting as a user without
+the console), and a revoked one.
 
 `python -m pytest tests/test_authorization_matrix.py -q` prints how many cells were checked (CELLS_CHECKED).
 """
@@ -32,13 +33,14 @@ from channels.testing import WebsocketCommunicator
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
 from chat import services as chat_services
 from chat.api.keys import api_key_create, api_key_revoke
 from chat.frame_limits import CUSTOMER_FRAME_LIMITS, OTHER
-from chat.models import Conversation, HandoffReason, Message, Rating, Site
+from chat.models import ApiKey, Conversation, EmailSuppression, HandoffReason, Message, Rating, Site
 from helpdesk.asgi import application, websocket_urlpatterns
 from helpdesk.consumers import AgentConsumer
 from helpdesk.invitations import invitation_create
@@ -56,7 +58,18 @@ CELLS_CHECKED = {"http": 0, "socket": 0}
 
 NOBODY = ("anonymous", "customer_a", "customer_b")
 STAFF = ("agent", "agent_other", "manager", "admin", "removed")
-KEYS = ("key_chat", "key_read", "key_admin", "key_revoked")
+# key_agent acts as the agent; key_agent_unbound as nobody (its member was deleted); key_agent_unprivileged as a
+# user without the console. key_admin acts as nobody.
+KEYS = (
+    "key_chat",
+    "key_read",
+    "key_agent",
+    "key_contacts",
+    "key_agent_unbound",
+    "key_agent_unprivileged",
+    "key_admin",
+    "key_revoked",
+)
 PRINCIPALS = (*NOBODY, *STAFF, *KEYS)
 
 
@@ -83,6 +96,11 @@ def expect(**cells) -> dict[str, object]:
     missing = set(PRINCIPALS) - set(row)
     assert not missing, f"a row must name every principal: {missing}"
     return row
+
+
+def api_row(**cells) -> dict:
+    """A REST API row: no key (or a revoked one) 401, a key without the endpoint's scope 403; `cells` the rest."""
+    return expect(everyone=401, keys=403, key_revoked=401, **cells)
 
 
 def staff_page(ok=200, *, post=None):
@@ -168,6 +186,11 @@ HTTP: dict[tuple[str, str], dict] = {
     ("console-search", "POST"): expect(everyone=405),
     ("console-customer", "GET"): CONSOLE,
     ("console-customer", "POST"): expect(sessionless="login", agents=400, supervisors=400, removed=403),
+    # A file from the console: only the assignee (the agent) or a supervisor gets as far as the body (not a file).
+    ("console-attachment-upload", "GET"): expect(everyone=405),
+    ("console-attachment-upload", "POST"): expect(
+        sessionless=401, agent=400, agent_other=403, supervisors=400, removed=403
+    ),
     # Knowledge gaps need the knowledge base's view permission (managers and admins); drafts its add permission.
     ("knowledge-gaps", "GET"): expect(sessionless="login", agents=403, supervisors=200, removed=403),
     ("knowledge-gaps", "POST"): expect(everyone=405),
@@ -215,6 +238,26 @@ HTTP: dict[tuple[str, str], dict] = {
     ("chat:conversation-create", "POST"): expect(everyone=201),
     ("chat:message-leave", "GET"): expect(everyone=405),
     ("chat:message-leave", "POST"): expect(everyone=400),
+    # No signed identity in the cell's body: refused (chat.identity), whoever asks.
+    # Email (chat.email): Mailgun's webhook refuses what its key did not sign (no key is set here); the unsubscribe
+    # page's token here is no token: 404 for everyone.
+    ("chat-email:inbound-mailgun", "GET"): expect(everyone=405),
+    ("chat-email:inbound-mailgun", "POST"): expect(everyone=403),
+    ("chat-email:unsubscribe", "GET"): expect(everyone=404),
+    ("chat-email:unsubscribe", "POST"): expect(everyone=404),
+    # An agent's own notification choices: any console user; saving redirects back to the page.
+    ("console-notifications", "GET"): CONSOLE,
+    ("console-notifications", "POST"): expect(
+        sessionless="login", agents="redirect", supervisors="redirect", removed=403
+    ),
+    ("chat:identity", "GET"): expect(everyone=405),
+    ("chat:identity", "POST"): expect(everyone=403),
+    # Attachments: a customer proves the conversation with its secret in a header, which no principal here sends (a
+    # stranger's 404 is the same as for nothing there); staff with the console download any conversation's files.
+    ("chat:attachment-upload", "GET"): expect(everyone=405),
+    ("chat:attachment-upload", "POST"): expect(everyone=404),
+    ("chat:attachment", "GET"): expect(everyone=404, agents=200, supervisors=200),
+    ("chat:attachment", "POST"): expect(everyone=405),
     # The REST API: a key with the endpoint's scope (admin has all); no key 401, a revoked key 401.
     ("api:openapi-json", "GET"): expect(everyone=200),
     ("api:openapi-json", "POST"): expect(everyone=200),  # the public schema, whatever the method
@@ -223,35 +266,64 @@ HTTP: dict[tuple[str, str], dict] = {
     ("api:api-root", "GET"): "shadowed",
     ("api:api-root", "POST"): "shadowed",
     ("api:chat", "GET"): expect(everyone=405),
-    ("api:chat", "POST"): expect(everyone=401, key_chat=400, key_read=403, key_admin=400),
-    ("api:models", "GET"): expect(everyone=401, key_chat=200, key_read=403, key_admin=200),
+    ("api:chat", "POST"): api_row(key_chat=400, key_admin=400),
+    ("api:models", "GET"): api_row(key_chat=200, key_admin=200),
     ("api:models", "POST"): expect(everyone=405),
     ("api:chat_completions", "GET"): expect(everyone=405),
-    ("api:chat_completions", "POST"): expect(everyone=401, key_chat=400, key_read=403, key_admin=400),
-    ("api:conversations_list", "GET"): expect(everyone=401, key_chat=403, key_read=200, key_admin=200),
+    ("api:chat_completions", "POST"): api_row(key_chat=400, key_admin=400),
+    ("api:conversations_list", "GET"): api_row(key_read=200, key_admin=200),
     ("api:conversations_list", "POST"): expect(everyone=405),
     # The conversation of these three is an API session of another key: a read key gets 404, as for no such id.
-    ("api:conversation_detail", "GET"): expect(everyone=401, key_chat=403, key_read=404, key_admin=200),
+    ("api:conversation_detail", "GET"): api_row(key_read=404, key_admin=200),
     ("api:conversation_detail", "POST"): expect(everyone=405),
-    ("api:conversation_messages", "GET"): expect(everyone=401, key_chat=403, key_read=404, key_admin=200),
-    ("api:conversation_messages", "POST"): expect(everyone=405),
-    ("api:conversation_export", "GET"): expect(everyone=401, key_chat=403, key_read=404, key_admin=200),
+    ("api:conversation_messages", "GET"): api_row(key_read=404, key_admin=200),
+    # A reply (the agent API, at the same address): the agent key's body lacks its content; the admin key acts as
+    # nobody, and so does the unbound agent key; the unprivileged one acts as a member without the console.
+    ("api:conversation_messages", "POST"): api_row(key_agent=400),
+    ("api:message_post", "GET"): "shadowed",
+    ("api:message_post", "POST"): "shadowed",
+    ("api:conversation_export", "GET"): api_row(key_read=404, key_admin=200),
     ("api:conversation_export", "POST"): expect(everyone=405),
-    ("api:ratings_list", "GET"): expect(everyone=401, key_chat=403, key_read=200, key_admin=200),
+    ("api:ratings_list", "GET"): api_row(key_read=200, key_admin=200),
     ("api:ratings_list", "POST"): expect(everyone=405),
-    ("api:api_keys_list", "GET"): expect(everyone=401, key_chat=403, key_read=403, key_admin=200),
+    ("api:api_keys_list", "GET"): api_row(key_admin=200),
     ("api:api_keys_list", "POST"): expect(everyone=405),
     ("api:api_key_revoke_view", "GET"): expect(everyone=405),
-    ("api:api_key_revoke_view", "POST"): expect(everyone=401, key_chat=403, key_read=403, key_admin=200),
+    ("api:api_key_revoke_view", "POST"): api_row(key_admin=200),
     # The ticket of these is the widget conversation's: every read key may read it.
-    ("api:tickets_list", "GET"): expect(everyone=401, key_chat=403, key_read=200, key_admin=200),
+    ("api:tickets_list", "GET"): api_row(key_read=200, key_admin=200),
     ("api:tickets_list", "POST"): expect(everyone=405),
-    ("api:ticket_detail", "GET"): expect(everyone=401, key_chat=403, key_read=200, key_admin=200),
+    ("api:ticket_detail", "GET"): api_row(key_read=200, key_admin=200),
     ("api:ticket_detail", "POST"): expect(everyone=405),
-    ("api:reports_summary", "GET"): expect(everyone=401, key_chat=403, key_read=200, key_admin=200),
+    ("api:ticket_edit", "GET"): "shadowed",  # PATCH, in test_patch_cells
+    ("api:ticket_edit", "POST"): "shadowed",
+    ("api:reports_summary", "GET"): api_row(key_read=200, key_admin=200),
     ("api:reports_summary", "POST"): expect(everyone=405),
-    ("api:reports_conversations", "GET"): expect(everyone=401, key_chat=403, key_read=200, key_admin=200),
+    ("api:reports_conversations", "GET"): api_row(key_read=200, key_admin=200),
     ("api:reports_conversations", "POST"): expect(everyone=405),
+    # The agent API on that session (the bot has it; it is nobody's): the agent key's claim finds nothing waiting,
+    # and it is not the agent's to hand back or resolve, nor resolved; a transfer's body lacks the agent.
+    ("api:conversation_assign", "GET"): expect(everyone=405),
+    ("api:conversation_assign", "POST"): api_row(key_agent=409),
+    ("api:conversation_transfer", "GET"): expect(everyone=405),
+    ("api:conversation_transfer", "POST"): api_row(key_agent=400),
+    ("api:conversation_hand_back", "GET"): expect(everyone=405),
+    ("api:conversation_hand_back", "POST"): api_row(key_agent=409),
+    ("api:conversation_resolve", "GET"): expect(everyone=405),
+    ("api:conversation_resolve", "POST"): api_row(key_agent=409),
+    ("api:conversation_reopen", "GET"): expect(everyone=405),
+    ("api:conversation_reopen", "POST"): api_row(key_agent=409),
+    # Contacts: the contacts and admin keys (an empty new contact or link is a 400). PATCH in test_patch_cells.
+    ("api:contacts_list", "GET"): api_row(key_contacts=200, key_admin=200),
+    ("api:contacts_list", "POST"): api_row(key_contacts=400, key_admin=400),
+    ("api:contact_create", "GET"): "shadowed",
+    ("api:contact_create", "POST"): "shadowed",
+    ("api:contact_detail", "GET"): api_row(key_contacts=200, key_admin=200),
+    ("api:contact_detail", "POST"): expect(everyone=405),
+    ("api:contact_update", "GET"): "shadowed",
+    ("api:contact_update", "POST"): "shadowed",
+    ("api:conversation_contact_link", "GET"): expect(everyone=405),
+    ("api:conversation_contact_link", "POST"): api_row(key_contacts=400, key_admin=400),
     ("^(?:api|v1)/(?P<rest>.*)$", "GET"): expect(everyone=404),
     ("^(?:api|v1)/(?P<rest>.*)$", "POST"): expect(everyone=404),
 }
@@ -382,6 +454,7 @@ CUSTOMER_SAMPLES = {
     "contact": {"name": "Li Lei", "email": "li@example.com"},
     "rate": {"score": 5},
     "resolve": {},
+    "transcript": {},
 }
 NO_HELLO = "closed:4401"
 CUSTOMER_FRAMES = {
@@ -392,6 +465,8 @@ CUSTOMER_FRAMES = {
     "contact": expect(everyone=NO_HELLO, customer_a="contact_saved", customer_b="closed:4403"),
     "rate": expect(everyone=NO_HELLO, customer_a="error:not_resolved", customer_b="closed:4403"),
     "resolve": expect(everyone=NO_HELLO, customer_a="ok", customer_b="closed:4403"),
+    # customer_a left no email address: there is nowhere to send the transcript.
+    "transcript": expect(everyone=NO_HELLO, customer_a="error:no_email", customer_b="closed:4403"),
 }
 
 
@@ -444,8 +519,21 @@ class World:
             user.groups.add(Group.objects.get(name=group))
             self.users[name] = user
         self.keys = {}
-        for name, scopes in (("key_chat", ["chat"]), ("key_read", ["read"]), ("key_admin", ["admin"])):
+        for name, scopes in (
+            ("key_chat", ["chat"]),
+            ("key_read", ["read"]),
+            ("key_contacts", ["contacts"]),
+            ("key_admin", ["admin"]),
+        ):
             self.keys[name] = api_key_create(name=name, scopes=scopes)
+        bystander = users.create_user("bystander", password=PASSWORD)  # in no role: no console
+        for name, acts_as in (
+            ("key_agent", self.users["agent"]),
+            ("key_agent_unbound", bystander),
+            ("key_agent_unprivileged", bystander),
+        ):
+            self.keys[name] = api_key_create(name=name, scopes=["agent"], acts_as=acts_as)
+        ApiKey.objects.filter(pk=self.keys["key_agent_unbound"][0].pk).update(acts_as=None)
         revoked, raw = api_key_create(name="revoked", scopes=["admin"])
         api_key_revoke(key_id=revoked.pk)
         self.keys["key_revoked"] = (revoked, raw)
@@ -468,6 +556,7 @@ class World:
         self.ticket = Ticket.objects.get(conversation=self.conversation_a)
         # An API session of another key (the victim's): the API routes that name a conversation use it.
         self.api_session = chat_services.conversation_for_api_session(api_key=self.victim, session_id="s-1")
+        self.contact = chat_services.contact_create(name="Ada", email="ada@example.com")
         # One object of every model the admin shows, for its object pages.
         system_prompt_publish(template="You help {{company_name}} customers.", note="", created_by=None)
         FallbackRule.objects.create(name="hello", keywords="hello", answer="Hi!")
@@ -478,6 +567,10 @@ class World:
         WebhookDelivery.objects.create(webhook=webhook, event=Webhook.Event.RESOLVED, payload={})
         invitation_create(email="new@example.com", role="agent", invited_by=self.users["admin"])
         CustomerNote.objects.create(customer_email="ada@example.com", body="Prefers email.", author=self.users["admin"])
+        EmailSuppression.objects.create(email="gone@example.com")
+        self.attachment = chat_services.attachment_post_customer(
+            conversation_id=self.conversation_a.id, upload=SimpleUploadedFile("invoice.pdf", b"%PDF-1.4\n%%EOF\n")
+        )[0].attachments.get()
         assert Message.objects.exists()
 
     def client(self, principal: str) -> Client:
@@ -519,6 +612,8 @@ class World:
             "object_id": object_id or "1",
             "id": str(self.users["agent"].pk),
             "app_label": "helpdesk",
+            "contact_id": str(self.contact.pk),
+            "attachment_id": str(self.attachment.id),
         }
         if key.startswith("api:"):  # the API's conversation routes read another key's session
             values["conversation_id"] = str(self.api_session.id)
@@ -615,6 +710,27 @@ def test_every_route_has_an_expected_row_and_each_cell_holds(world, settings):
     print(f"\nauthorization matrix: {CELLS_CHECKED['http']} HTTP cells, {SOCKET_CELLS} socket cells")
     assert not missing, "routes without an expected row (add them to HTTP):\n" + "\n".join(missing)
     assert not wrong, f"{len(wrong)} cells differ:\n" + "\n".join(wrong)
+
+
+# The routes that answer PATCH (the generic test sends GET and POST): an empty change of the agent's ticket (the
+# agent key acts as its agent) and of a contact.
+PATCH = {
+    "api:ticket_edit": api_row(key_agent=200),
+    "api:contact_update": api_row(key_contacts=200, key_admin=200),
+}
+
+
+def test_patch_cells(world):
+    routes = {key: route for key, route, _pattern in url_routes()}
+    wrong = []
+    for key, row in PATCH.items():
+        path = world.url(key, routes[key])
+        for principal in PRINCIPALS:
+            got = outcome(world.client(principal).patch(path, data={}, content_type="application/json"))
+            CELLS_CHECKED["http"] += 1
+            if got != row[principal]:
+                wrong.append(f"PATCH {key} ({path}) as {principal}: expected {row[principal]}, got {got}")
+    assert not wrong, "\n".join(wrong)
 
 
 def _model_for(label: str):

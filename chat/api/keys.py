@@ -38,20 +38,31 @@ def scopes_clean(scopes) -> list[str]:
     return [scope for scope in ApiKey.Scope.values if scope in scopes]
 
 
+def acts_as_check(*, scopes, acts_as) -> None:
+    """ValueError unless a key with these scopes acts as someone when it must: agent actions are taken in a staff
+    member's name, with their permissions (checked on every request, by the staff side)."""
+    if ApiKey.Scope.AGENT in scopes and acts_as is None:
+        raise ValueError("A key with the agent scope acts as a staff member: choose who (acts as).")
+
+
 @transaction.atomic
 def api_key_create(
-    *, name: str, scopes, created_by=None, rate_limit_per_minute: int | None = None
+    *, name: str, scopes, created_by=None, rate_limit_per_minute: int | None = None, acts_as=None
 ) -> tuple[ApiKey, str]:
-    """A new key. Returns it with the raw key, which is never stored and cannot be shown again."""
+    """A new key. Returns it with the raw key, which is never stored and cannot be shown again. A key with the agent
+    scope needs `acts_as` (ValueError otherwise)."""
+    scopes = scopes_clean(scopes)
+    acts_as_check(scopes=scopes, acts_as=acts_as)
     prefix = secrets.token_hex(4)
     raw = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey.objects.create(
         name=name,
         prefix=prefix,
         key_hash=_hash(raw),
-        scopes=scopes_clean(scopes),
+        scopes=scopes,
         created_by=created_by,
         rate_limit_per_minute=rate_limit_per_minute,
+        acts_as=acts_as,
     )
     return key, raw
 

@@ -95,6 +95,7 @@ class ConversationOut(Schema):
     region: str
     customer_name: str
     customer_email: str
+    contact_id: int | None = Field(..., description="The contact this customer is (/api/v1/contacts), if known.")
     page_url: str
     last_seq: int = Field(..., description="The sequence number of the newest message.")
     handoff_reason: str | None
@@ -192,6 +193,7 @@ class ApiKeyOut(Schema):
     prefix: str = Field(..., description="Keys read hd_<prefix>_<secret>; the prefix names the key.")
     scopes: list[KeyScope]
     rate_limit_per_minute: int | None = Field(..., description="null: the server's default.")
+    acts_as: str | None = Field(..., description="The username of the staff member agent actions are taken as.")
     created_by: str | None
     created_at: datetime.datetime
     last_used_at: datetime.datetime | None
@@ -201,6 +203,10 @@ class ApiKeyOut(Schema):
     @staticmethod
     def resolve_created_by(obj: ApiKey) -> str | None:
         return obj.created_by.get_username() if obj.created_by_id else None
+
+    @staticmethod
+    def resolve_acts_as(obj: ApiKey) -> str | None:
+        return obj.acts_as.get_username() if obj.acts_as_id else None
 
     @staticmethod
     def resolve_active(obj: ApiKey) -> bool:

@@ -5,7 +5,7 @@ import uuid
 
 from django.db.models import Q, QuerySet
 
-from chat.models import ApiKey, Conversation, Message, Rating
+from chat.models import ApiKey, Contact, Conversation, Message, Rating, Site
 
 
 def conversations_visible(*, key: ApiKey | None) -> Q:
@@ -102,8 +102,32 @@ def ratings_filter(
 
 def api_keys_all() -> QuerySet[ApiKey]:
     """Every API key, revoked ones included, newest first."""
-    return ApiKey.objects.select_related("created_by").order_by("-created_at", "-id")
+    return ApiKey.objects.select_related("created_by", "acts_as").order_by("-created_at", "-id")
 
 
 def api_key_find(*, prefix: str) -> ApiKey | None:
     return ApiKey.objects.filter(prefix=prefix).first()
+
+
+def contacts_filter(
+    *, email: str | None = None, external_id: str | None = None, site: str | None = None, verified: bool | None = None
+) -> QuerySet[Contact]:
+    """Contacts matching every filter given, newest first. `email` matches in any case, `site` is a site key."""
+    rows = Contact.objects.select_related("site")
+    if email:
+        rows = rows.filter(email__iexact=email)
+    if external_id:
+        rows = rows.filter(external_id=external_id)
+    if site:
+        rows = rows.filter(site__key=site)
+    if verified is not None:
+        rows = rows.filter(verified=verified)
+    return rows.order_by("-created_at", "-id")
+
+
+def contact_find(*, contact_id: int) -> Contact | None:
+    return Contact.objects.select_related("site").filter(pk=contact_id).first()
+
+
+def site_find(*, key: str) -> Site | None:
+    return Site.objects.filter(key=key).first()

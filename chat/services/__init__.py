@@ -2,8 +2,11 @@
 
 - conversations: open, hand off, assign, reassign, hand back, resolve, contact details, the handoff summary;
 - messages: the customer's (live, or left for later), agents' replies, private notes;
+- attachments: messages that carry files (checked and stored through chat.attachments);
 - replies: the bot's reply lifecycle (enqueue, start, stream, complete, fail, withdraw) and its row-lock protocol;
 - lifecycle: reopen (the customer writing again, or an agent), snooze and wake, the idle auto-resolve;
+- contacts: customers known beyond one conversation (verified identities, the agent API's contacts);
+- identity: conversations opened by verified customers (a site's signed-in users, chat.identity);
 - ratings: the customer's rating;
 - live: typing and suggested drafts, which are never stored;
 - errors: the refusals the services raise.
@@ -11,6 +14,13 @@
 Callers use `from chat import services` and the names below.
 """
 
+from chat.services.attachments import attachment_post_agent, attachment_post_customer
+from chat.services.contacts import (
+    contact_create,
+    contact_identify,
+    contact_update,
+    conversation_contact_link,
+)
 from chat.services.conversations import (
     conversation_assign,
     conversation_contact_request,
@@ -24,6 +34,7 @@ from chat.services.conversations import (
     conversation_summary_set,
 )
 from chat.services.errors import ActionRefused, ConversationRefused, MessageRejected
+from chat.services.identity import conversation_identity_verified, conversation_start_verified, identity_contact
 from chat.services.lifecycle import (
     conversation_reopen,
     conversation_resolve_idle,
@@ -55,21 +66,30 @@ __all__ = [
     "ConversationRefused",
     "MessageRejected",
     "ReplyStats",
+    "attachment_post_agent",
+    "attachment_post_customer",
+    "contact_create",
+    "contact_identify",
+    "contact_update",
     "conversation_assign",
+    "conversation_contact_link",
     "conversation_contact_request",
     "conversation_contact_set",
     "conversation_for_api_session",
     "conversation_hand_back",
     "conversation_hand_off",
+    "conversation_identity_verified",
     "conversation_reassign",
     "conversation_reopen",
     "conversation_resolve",
     "conversation_resolve_idle",
     "conversation_snooze",
     "conversation_start",
+    "conversation_start_verified",
     "conversation_summary_set",
     "conversation_wake",
     "conversations_lifecycle_run",
+    "identity_contact",
     "message_clean",
     "message_leave",
     "message_post_agent",

@@ -5,6 +5,7 @@ create and update contacts through the agent API. Conversations point at their c
 """
 
 import json
+import math
 import uuid
 
 from django.core.exceptions import ValidationError
@@ -21,6 +22,21 @@ ATTRIBUTES_MAX_BYTES = 8192
 _LIMITS = {"external_id": 128, "name": 120, "phone": 40}
 
 
+def _storable_json(value):
+    """A JSON value as PostgreSQL's jsonb takes it: text without NULs or unpaired surrogates, finite numbers."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, dict):
+        return {storable(str(key)): _storable_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable_json(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ActionRefused("invalid_contact", "attributes must hold finite numbers only.")
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    raise ActionRefused("invalid_contact", "attributes must be JSON.")
+
+
 def _clean(fields: dict) -> dict:
     """The fields as stored: text without control characters and within its length, a valid email (or none), a
     language tag, attributes a small JSON object. ActionRefused("invalid_contact" / "invalid_email") otherwise."""
@@ -29,6 +45,7 @@ def _clean(fields: dict) -> dict:
         if key == "attributes":
             if value is None:
                 value = {}
+            value = _storable_json(value) if isinstance(value, dict) else value
             if not isinstance(value, dict) or len(json.dumps(value, ensure_ascii=False)) > ATTRIBUTES_MAX_BYTES:
                 raise ActionRefused(
                     "invalid_contact", f"attributes must be a JSON object under {ATTRIBUTES_MAX_BYTES} bytes."
@@ -131,6 +148,10 @@ def conversation_contact_link(*, conversation_id: uuid.UUID, contact_id: int | N
     conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
     if contact_id is not None and not Contact.objects.filter(pk=contact_id).exists():
         raise ActionRefused("unknown_contact", "There is no such contact.")
+    if conversation.contact_id != contact_id:
+        # The site's signature verified the old contact, not this one: a verified customer's list (chat.identity)
+        # must not gain a conversation someone else linked to them.
+        conversation.identity_verified = False
     conversation.contact_id = contact_id
-    conversation.save(update_fields=["contact", "updated_at"])
+    conversation.save(update_fields=["contact", "identity_verified", "updated_at"])
     return conversation

@@ -1,6 +1,7 @@
 """Messages: the customer's (live or left for later), the agents' replies and their private notes."""
 
 import uuid
+from collections.abc import Callable
 from functools import partial
 
 from django.conf import settings
@@ -8,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from chat import ratelimit, session_cache
+from chat.email import schedule as email_schedule
 from chat.models import Conversation, HandoffReason, Message, Site
 from chat.serializers import message_to_dict, staff_message_to_dict
 from chat.services import replies, reporting
@@ -27,12 +29,15 @@ from inference.deferral import customer_asks_for_human
 MESSAGES_PER_MINUTE_DEFAULT = 20
 
 
-def message_clean(content) -> str:
-    """The message text as it will be stored, or MessageRejected saying why not."""
+def message_clean(content, *, empty_ok: bool = False) -> str:
+    """The message text as it will be stored, or MessageRejected saying why not. `empty_ok`: a caption, which a
+    file may go without."""
+    if empty_ok and content is None:
+        content = ""
     if not isinstance(content, str):
         raise MessageRejected("invalid_message", "The message must be text.")
     content = storable(content).strip()
-    if not content:
+    if not content and not empty_ok:
         raise MessageRejected("empty_message", "The message is empty.")
     limit = settings.CHAT_MAX_MESSAGE_CHARS
     if len(content) > limit:
@@ -42,7 +47,13 @@ def message_clean(content) -> str:
 
 @transaction.atomic
 def message_post_customer(
-    *, conversation_id: uuid.UUID, content, client_id: str = "", overrides: dict | None = None
+    *,
+    conversation_id: uuid.UUID,
+    content,
+    client_id: str = "",
+    overrides: dict | None = None,
+    via: str = "",
+    attach: Callable[[Message], None] | None = None,
 ) -> tuple[Message, bool]:
     """Store a customer message and, in bot mode, have the bot answer it once the message is committed.
 
@@ -51,8 +62,12 @@ def message_post_customer(
 
     A resend with the same `client_id` returns the stored message and `created=False` instead of a duplicate.
     `overrides` (sampling parameters from an API request) go with the reply job to the engine.
+    `via="email"`: a reply to one of our emails (chat.email.inbound); in bot mode it goes to the team, as whoever
+    answers by email expects a person.
+    `attach` (chat.services.attachments) stores the message's files in the same transaction, before anything about
+    it is sent; the content is then a caption and may be empty.
     """
-    content = message_clean(content)
+    content = message_clean(content, empty_ok=attach is not None)
     client_id = client_id if isinstance(client_id, str) else ""
     if len(client_id) > 64:
         raise MessageRejected("invalid_client_id", "client_id is at most 64 characters.")
@@ -81,7 +96,10 @@ def message_post_customer(
         role=Message.Role.CUSTOMER,
         content=content,
         client_id=client_id,
+        via=via,
     )
+    if attach is not None:
+        attach(message)
     broadcast_on_commit(conversation, {"type": "chat.message", "message": message_to_dict(message)})
     transaction.on_commit(partial(session_cache.turn_append, message))
     if was_resolved or conversation.status == Conversation.Status.SNOOZED:
@@ -90,7 +108,7 @@ def message_post_customer(
     if conversation.status == Conversation.Status.BOT:
         if conversation.site_id and not conversation.site.bot_enabled:
             conversation_hand_off(conversation_id=conversation.id, reason=HandoffReason.BOT_OFF, message_id=message.id)
-        elif asks_for_human:
+        elif asks_for_human or via == "email":
             conversation_hand_off(
                 conversation_id=conversation.id, reason=HandoffReason.CUSTOMER_REQUEST, message_id=message.id
             )
@@ -139,13 +157,17 @@ def message_leave(
         content=content,
     )
     conversation_hand_off(conversation_id=conversation.id, reason=HandoffReason.OFFLINE_MESSAGE, message_id=message.id)
+    transaction.on_commit(partial(email_schedule.left_message_ack_schedule, conversation.id))
     return conversation, secret
 
 
 @transaction.atomic
-def message_post_agent(*, conversation_id: uuid.UUID, agent, content, client_id: str = "") -> Message:
-    """An agent's reply to the customer; only the conversation's assignee may send it."""
-    content = message_clean(content)
+def message_post_agent(
+    *, conversation_id: uuid.UUID, agent, content, client_id: str = "", attach: Callable[[Message], None] | None = None
+) -> Message:
+    """An agent's reply to the customer; only the conversation's assignee may send it. `attach`: as for
+    message_post_customer."""
+    content = message_clean(content, empty_ok=attach is not None)
     conversation = conversation_lock(conversation_id)
     if conversation.status != Conversation.Status.AGENT or conversation.assignee_id != agent.pk:
         raise ActionRefused("not_assigned", "Claim the conversation before replying.")
@@ -162,18 +184,32 @@ def message_post_agent(*, conversation_id: uuid.UUID, agent, content, client_id:
         client_id=client_id[:64],
         author=agent,
     )
+    if attach is not None:
+        attach(message)
     broadcast_on_commit(conversation, {"type": "chat.message", "message": message_to_dict(message)})
     transaction.on_commit(partial(session_cache.turn_append, message))
+    if conversation.customer_email or conversation.contact_id:  # emailed if the customer is not there to read it
+        transaction.on_commit(partial(email_schedule.agent_reply_email_schedule, conversation.id))
     return message
 
 
 @transaction.atomic
-def note_post(*, conversation_id: uuid.UUID, agent, content) -> Message:
-    """A private note for the staff. It is sent only to the staff group: customers never receive it."""
+def note_post(*, conversation_id: uuid.UUID, agent, content, client_id: str = "") -> Message:
+    """A private note for the staff. It is sent only to the staff group: customers never receive it. A resend with
+    the same `client_id` (the agent API's) returns the stored note instead of a duplicate."""
     content = message_clean(content)
     conversation = conversation_lock(conversation_id)
+    if client_id:
+        existing = conversation.messages.filter(client_id=client_id[:64], role=Message.Role.NOTE).first()
+        if existing is not None:
+            return existing
     note = Message.objects.create(
-        conversation=conversation, seq=seq_take(conversation), role=Message.Role.NOTE, content=content, author=agent
+        conversation=conversation,
+        seq=seq_take(conversation),
+        role=Message.Role.NOTE,
+        content=content,
+        author=agent,
+        client_id=client_id[:64],
     )
     staff_broadcast_on_commit(
         conversation,

@@ -5,8 +5,10 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.test import Client
 
+from chat import services as chat_services
 from chat.api.keys import api_key_create, api_key_revoke
 from chat.models import ApiKey
 
@@ -93,3 +95,31 @@ def test_the_revoke_action_stops_the_selected_keys(staff, settings):
     refused = Client(headers={"Authorization": f"Bearer {leaked_raw}"}).get("/api/v1/ratings")
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "api_key_revoked"
     assert Client(headers={"Authorization": f"Bearer {kept_raw}"}).get("/api/v1/ratings").status_code == 200
+
+
+def test_an_agent_key_is_refused_without_a_member_to_act_as_and_acts_as_the_one_chosen(staff, settings):
+    settings.API_RATE_LIMIT_PER_IP = 10_000
+    ann = get_user_model().objects.create_user("ann", password="x")
+    ann.groups.add(Group.objects.get(name="agent"))
+    refused = staff.post("/admin/chat/apikey/add/", {"name": "Bot", "scopes": ["agent"], "rate_limit_per_minute": ""})
+    assert refused.status_code == 200 and "acts as a staff member" in refused.content.decode()
+    assert not ApiKey.objects.exists()
+    response = staff.post(
+        "/admin/chat/apikey/add/",
+        {"name": "Bot", "scopes": ["agent", "contacts"], "acts_as": ann.pk, "rate_limit_per_minute": ""},
+        follow=True,
+    )
+    raw = re.findall(r"hd_[0-9a-f]{8}_[A-Za-z0-9_-]{20,}", response.content.decode())[0]
+    key = ApiKey.objects.get()
+    assert (key.scopes, key.acts_as) == (["agent", "contacts"], ann)
+    # Taking the member away from a key that needs one is refused too.
+    edit = staff.post(
+        f"/admin/chat/apikey/{key.pk}/change/", {"name": "Bot", "scopes": ["agent"], "rate_limit_per_minute": ""}
+    )
+    assert edit.status_code == 200 and ApiKey.objects.get().acts_as == ann
+    # The key works as ann (a waiting conversation is no one's: nothing to resolve, 409 and not 403).
+    conversation, _ = chat_services.conversation_start(customer_name="Li")
+    answer = Client(headers={"Authorization": f"Bearer {raw}"}).post(f"/api/v1/conversations/{conversation.id}/resolve")
+    assert answer.status_code == 409 and answer.json()["error"]["code"] == "not_assigned"
+    listed = Client(headers={"Authorization": f"Bearer {api_key_create(name='a', scopes=['admin'])[1]}"})
+    assert [item["acts_as"] for item in listed.get("/api/v1/api-keys").json()["items"]] == [None, "ann"]

@@ -308,6 +308,7 @@ def test_admin_keys_list_every_key_without_its_secret_or_hash(admin_reader, read
         "prefix",
         "scopes",
         "rate_limit_per_minute",
+        "acts_as",
         "created_by",
         "created_at",
         "last_used_at",

@@ -13,6 +13,9 @@ GENERATION_TASKS = ("reply_generate_task", "completion_generate_task", "handoff_
 def test_every_task_has_a_soft_limit_below_its_hard_limit():
     limits = checks.task_time_limits()
     others = {"helpdesk.tasks.webhook_deliver_task", "chat.tasks.conversations_lifecycle_task"}
+    emails = ("agent_reply_email_task", "left_message_ack_task", "transcript_email_task")
+    others |= {f"chat.tasks.{name}" for name in emails}
+    others |= {"helpdesk.tasks.left_message_notify_task", "helpdesk.tasks.waiting_notify_task"}
     assert set(limits) == {f"chat.tasks.{name}" for name in GENERATION_TASKS} | others
     for module in (chat_tasks, helpdesk_tasks):
         for name in dir(module):

@@ -1,5 +1,6 @@
 // Embeddable chat: <script src="https://HOST/static/chat/widget.js" data-site-key="KEY" async></script>
 // Optional: data-language="en|zh", data-open="true". Renders in a shadow root; text only via textContent.
+// A signed-in user: data-user-id, -name, -email and -hash (hex HMAC-SHA256 of the id under the site's identity secret).
 (function () {
   "use strict";
   if (window.__helpdeskWidget) return;
@@ -13,6 +14,17 @@
   const API = ORIGIN + "/widget/v1/sites/" + encodeURIComponent(KEY);
   const SK = "helpdesk:" + KEY, OUTBOX_SK = SK + ":outbox", OPEN_SK = SK + ":open";
   const ROLES = ["customer", "bot", "agent", "system"], STATES = ["streaming", "complete", "failed"];
+  const ua = (n) => (script.getAttribute("data-user-" + n) || "").trim();
+  const USER = ua("id") ? { user_id: ua("id"), user_hash: ua("hash"), name: ua("name"), email: ua("email") } : null;
+  const ME = USER && USER.user_id;
+  let LINK = null; // #hd-conversation=ID&hd-token=T (a link in an email) opens that conversation
+  try {
+    const p = new URLSearchParams(location.hash.slice(1));
+    if (p.get("hd-conversation") && p.get("hd-token")) {
+      LINK = { id: p.get("hd-conversation"), secret: p.get("hd-token") };
+      history.replaceState(history.state, "", location.pathname + location.search);
+    }
+  } catch (e) {}
 
   // strings: [en, zh]
   const S = {
@@ -48,6 +60,10 @@
     send: ["Send", "发送"],
     end: ["End chat", "结束对话"],
     endQ: ["End this chat?", "确定要结束本次对话吗?"],
+    transcript: ["Email me the transcript", "将对话记录发送到我的邮箱"],
+    transcriptSent: ["Transcript sent to your email.", "对话记录已发送到您的邮箱。"],
+    no_email: ["We don't know your email address yet: leave it first, then ask again.", "我们还没有您的邮箱地址:请先留下邮箱,再试一次。"],
+    email_unsubscribed: ["This email address unsubscribed from our emails.", "此邮箱已退订我们的邮件。"],
     cancel: ["Cancel", "取消"],
     botTyping: ["The assistant is typing…", "助手正在输入…"],
     agentTyping: ["The agent is typing…", "客服正在输入…"],
@@ -72,6 +88,17 @@
     already_rated: ["You already rated this chat. Thank you!", "您已评过分,谢谢!"],
     sources: ["Sources: ", "来源："],
     sep: [", ", "、"],
+    attach: ["Attach a file", "添加附件"],
+    uploading: ["Sending {name}…", "正在发送 {name}…"],
+    uploadFailed: ["The file could not be sent.", "文件发送失败。"],
+    file_type_not_allowed: ["This file type is not allowed. You can send images (PNG, JPEG, GIF, WebP), PDF and text files.", "不支持此文件类型。可以发送图片(PNG、JPEG、GIF、WebP)、PDF 和文本文件。"],
+    file_too_large: ["The file is too large: the limit is {max}.", "文件过大:上限为 {max}。"],
+    image_too_large: ["The image is too large (too many pixels).", "图片尺寸过大。"],
+    file_invalid: ["This file could not be read; it may be damaged.", "无法读取此文件,文件可能已损坏。"],
+    file_empty: ["The file is empty.", "文件为空。"],
+    openFile: ["Open {name}", "打开 {name}"],
+    earlier: ["Earlier conversations ({n})", "历史对话({n})"],
+    current: ["this one", "当前对话"],
   };
 
   function browserLang() {
@@ -116,6 +143,8 @@
     return svg;
   }
   const CHAT_D = "M20 2H4a2 2 0 0 0-2 2v18l4-4h14a2 2 0 0 0 2-2V4a2 2 0 0 0-2-2zM6 9h12v2H6zm8 5H6v-2h8zm4-6H6V6h12z";
+  const CLIP_D = "M16.5 6v11.5a4 4 0 0 1-8 0V5a2.5 2.5 0 0 1 5 0v10.5a1 1 0 0 1-2 0V6H10v9.5a2.5 2.5 0 0 0 5 0V5a4 4 0 0 0-8 0v12.5a5.5 5.5 0 0 0 11 0V6z";
+  const FILE_D = "M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8zm-1 7V3.5L18.5 9z";
   const CLOSE_D = "M19 6.4 17.6 5 12 10.6 6.4 5 5 6.4 10.6 12 5 17.6 6.4 19 12 13.4 17.6 19 19 17.6 13.4 12z";
 
   function sget(area, k) {
@@ -275,6 +304,7 @@ svg{width:24px;height:24px;fill:currentColor}
 .hd-status{font-size:12px;min-height:17px}
 .hd-end,.hd-close{padding:3px 10px;border:1px solid;border-radius:6px;background:none;font-size:12px}
 .hd-close{display:flex;padding:6px;border:0}
+.hd-transcript{align-self:center;margin:4px auto 8px;padding:3px 10px;border:0;background:none;color:var(--m);font-size:12px;text-decoration:underline;cursor:pointer}
 .hd-confirm{padding:10px 16px;background:#fff8e1}
 .hd-confirm p,.hd-card p{margin:0 0 8px}
 .hd-row{display:flex;gap:8px;justify-content:flex-end}
@@ -328,6 +358,21 @@ pre code{background:none;padding:0}
 .hd-on{color:#f5a623}
 .hd-star input:focus-visible+span{outline:2px solid var(--a);border-radius:4px}
 .hd-thanks{margin:12px 0 0;text-align:center;color:#1a7f37;font-weight:600}
+.hd-attach{display:flex;align-self:center;padding:6px;border:0;border-radius:8px;background:none;color:var(--m)}
+.hd-attach[aria-busy=true]{opacity:.5;cursor:progress}
+.hd-files{display:flex;flex-direction:column;gap:4px;margin-top:4px;align-items:inherit}
+.hd-files a{color:inherit;text-decoration:none}
+.hd-thumb img{display:block;max-width:220px;max-height:220px;width:auto;height:auto;border-radius:10px;border:var(--b);background:#f1f3f5}
+.hd-file{display:flex;align-items:center;gap:6px;padding:6px 10px;border:var(--b);border-radius:10px;background:#fff;font-size:13px}
+.hd-file svg{width:18px;height:18px;flex:none}
+.hd-file span{overflow-wrap:anywhere}
+.hd-msg--customer .hd-body:empty{display:none}
+.hd-hist{border-bottom:var(--b);background:#f8f9fa;font-size:13px}
+.hd-hist summary{padding:5px 16px}
+.hd-hist ul{list-style:none;margin:0;padding:0;max-height:168px;overflow-y:auto}
+.hd-hist button{display:block;width:100%;padding:4px 16px;border:0;background:none;text-align:left}
+.hd-hist [aria-current]{font-weight:600}
+.hd-hist small{display:block;color:var(--m);white-space:nowrap;overflow:hidden}
 `;
 
   // state
@@ -338,8 +383,11 @@ pre code{background:none;padding:0}
   let readySeq = 0, baseline = null, seenOnConn = new Set(), status = null, rated = false, askRate = false;
   let isOpen = false, focusPending = false, unread = 0, view = "notice", noticeKey = "loading";
   let maxChars = 4000, welcome = "", busy = false, peer = null, typingTick, errTimer;
+  let maxBytes = 0, uploading = 0;
+  const blobs = new Map(); // attachment URL -> Promise of a blob: URL (downloads need the secret header)
   let typingSentAt = 0, typingIdle, typingOn = false;
   let prechatForm, contactForm, rateForm;
+  let earlier = []; // a verified customer's conversations: [{id, token, created_at, preview}]
 
   // shell (before the config arrives)
   const bound = [];
@@ -370,15 +418,20 @@ pre code{background:none;padding:0}
   const log = tr(h("ol", { class: "hd-log", role: "log", "aria-live": "polite" }), "log", "aria-label");
   const contactBox = h("div"), rateBox = h("div");
   const thanks = tr(h("p", { class: "hd-thanks", role: "status", hidden: true }), "thanks");
-  const scroller = h("div", { class: "hd-scroll" }, log, contactBox, rateBox, thanks);
+  const transcriptBtn = tr(h("button", { class: "hd-transcript", type: "button", hidden: true, onclick: askTranscript }), "transcript");
+  const scroller = h("div", { class: "hd-scroll" }, log, contactBox, rateBox, thanks, transcriptBtn);
   const typingEl = h("div", { class: "hd-typing", role: "status", hidden: true });
   const errorEl = h("div", { class: "hd-error", role: "alert", hidden: true });
   // No maxlength: it cut a long paste without a word. Over the limit, overEl says so and nothing is sent.
   const overEl = h("div", { class: "hd-over", id: "hd-over", role: "alert", hidden: true });
   const input = tr(h("textarea", { class: "hd-input", id: "hd-input", name: "message", rows: "1" }), "input", "placeholder");
   const sendBtn = tr(h("button", { class: "hd-send", type: "submit" }), "send");
-  const composer = h("form", { class: "hd-composer", onsubmit: onCompose }, tr(h("label", { class: "hd-sr", for: "hd-input" }), "input"), input, sendBtn);
-  const vChat = h("div", { class: "hd-view", hidden: true }, scroller, typingEl, errorEl, overEl, composer);
+  const ACCEPT = "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,.txt,.log,.csv";
+  const fileInput = h("input", { type: "file", accept: ACCEPT, hidden: true, onchange: () => { const f = fileInput.files[0]; fileInput.value = ""; sendFile(f); } });
+  const attachBtn = tr(tr(h("button", { class: "hd-attach", type: "button", onclick: () => fileInput.click() }, icon(CLIP_D)), "attach", "aria-label"), "attach", "title");
+  const composer = h("form", { class: "hd-composer", onsubmit: onCompose }, tr(h("label", { class: "hd-sr", for: "hd-input" }), "input"), attachBtn, fileInput, input, sendBtn);
+  const histSum = h("summary"), histList = h("ul"), histBox = h("details", { class: "hd-hist", hidden: true }, histSum, histList);
+  const vChat = h("div", { class: "hd-view", hidden: true }, histBox, scroller, typingEl, errorEl, overEl, composer);
   const panel = h(
     "div",
     { id: "hd-panel", class: "hd-panel", role: "dialog", "aria-modal": "false", "aria-labelledby": "hd-title", hidden: true },
@@ -395,6 +448,7 @@ pre code{background:none;padding:0}
     if (view === "notice") notice.textContent = t(noticeKey);
     updateLauncher();
     setStatus();
+    renderHist();
   }
 
   // open / close / views
@@ -470,6 +524,7 @@ pre code{background:none;padding:0}
     statusEl.textContent = k && t(k);
     endBtn.hidden = !(conv && ready && status && status !== "resolved");
     if (endBtn.hidden) confirmBox.hidden = true;
+    transcriptBtn.hidden = !(conv && ready);
     if (rateForm) {
       // asked once per conversation (the server says when: `rate`), and gone as soon as it is no longer resolved
       const show = status === "resolved" && askRate && !rated;
@@ -609,21 +664,51 @@ pre code{background:none;padding:0}
     }
     if (!fixedLang && (site.language === "zh" || site.language === "en")) lang = site.language;
     maxChars = +(c.limits && c.limits.max_message_chars) || 4000;
+    maxBytes = +(c.limits && c.limits.max_attachment_bytes) || 0;
     welcome = (lang === "zh" && site.welcome_message_zh) || site.welcome_message || "";
     relabel();
     title.textContent = site.name || t("support");
     buildForms();
-    const saved = sget("localStorage", SK);
+    let saved = LINK || sget("localStorage", SK);
+    if (saved && saved.user && saved.user !== ME) saved = null; // another user's (or signed out): not shown here
     if (saved && saved.id && saved.secret) {
-      const raw = sget("localStorage", OUTBOX_SK);
+      const raw = !LINK && sget("localStorage", OUTBOX_SK);
       outbox = Array.isArray(raw) ? raw.filter((o) => o && typeof o.client_id === "string" && typeof o.content === "string") : [];
       resetLog();
-      setConv(saved, false);
+      setConv(saved, true); // now this user's
     } else {
       sset("localStorage", OUTBOX_SK, null);
+      sset("localStorage", SK, null);
       resetLog();
       home();
     }
+    if (USER) identify();
+  }
+
+  async function identify() { // a signed-in user's conversations, when the site's signature proves who they are
+    const body = await fetch(API + "/identity", {
+      method: "POST", credentials: "omit", headers: { "Content-Type": "application/json" }, body: JSON.stringify(USER),
+    }).then((r) => (r.ok ? r.json() : null)).catch(() => null);
+    if (!body || !Array.isArray(body.conversations)) return;
+    earlier = body.conversations.filter((c) => c && typeof c.id === "string" && typeof c.token === "string");
+    if (!conv && earlier[0] && !busy) switchConv(earlier[0]); // none of theirs here: the newest, its history replayed
+    renderHist();
+  }
+  function switchConv(c) {
+    if (conv && conv.id === c.id) return;
+    forget();
+    setConv({ id: c.id, secret: c.token }, true);
+    renderHist();
+  }
+  function renderHist() {
+    histBox.hidden = !earlier.some((c) => !conv || c.id !== conv.id); // only with another to switch to
+    histSum.textContent = t("earlier", { n: earlier.length });
+    histList.replaceChildren(...earlier.map((c) => {
+      const d = new Date(c.created_at), here = !!conv && conv.id === c.id;
+      return h("li", null, h("button", { type: "button", "aria-current": here && "true", onclick: () => switchConv(c) },
+        (isNaN(d) ? "" : d.toLocaleString(lang, { dateStyle: "medium", timeStyle: "short" })) + (here ? " · " + t("current") : ""),
+        h("small", { text: String(c.preview || "") })));
+    }));
   }
 
   async function create(kind, form, data) {
@@ -634,7 +719,7 @@ pre code{background:none;padding:0}
     try {
       // Origin and path only: the query and fragment of the customer's page can carry reset or OAuth tokens.
       const page = (location.origin + location.pathname).slice(0, 500);
-      Object.assign(data, { language: lang, region: region(), page_url: page });
+      Object.assign(data, { language: lang, region: region(), page_url: page }, USER && { identity: USER });
       res = await fetch(API + "/" + kind, {
         method: "POST", credentials: "omit", headers: { "Content-Type": "application/json" }, body: JSON.stringify(data),
       });
@@ -660,7 +745,7 @@ pre code{background:none;padding:0}
     const id = String(c.id);
     conv = { id, secret: String(c.secret), path: typeof c.websocket === "string" && c.websocket[0] === "/" ? c.websocket : "/ws/chat/" + encodeURIComponent(id) + "/" };
     if (fresh) {
-      sset("localStorage", SK, { id, secret: conv.secret });
+      sset("localStorage", SK, { id, secret: conv.secret, user: ME });
       if (+c.max_message_chars) maxChars = +c.max_message_chars;
       saveOutbox();
     }
@@ -733,6 +818,7 @@ pre code{background:none;padding:0}
       if (r.content) md(body, r.content);
     } else body.textContent = r.content;
     li.replaceChildren(body);
+    if (r.att.length) li.append(filesEl(r.att));
     if (r.state === "failed" && r.role === "bot") li.append(h("div", { class: "hd-note", text: t("failed") }));
     if (r.role === "bot" && r.state !== "streaming" && r.src.length) {
       const seen = new Set(), el = h("div", { class: "hd-src", text: t("sources") });
@@ -767,6 +853,7 @@ pre code{background:none;padding:0}
     r = Object.assign(r || { seq: m.seq, li: h("li") }, {
       role: ROLES.includes(m.role) ? m.role : "system", content, state, gap, at: m.created_at, t: Date.now(),
       src: Array.isArray(m.sources) ? m.sources : [],
+      att: Array.isArray(m.attachments) ? m.attachments : [],
     });
     msgs.set(m.seq, r);
     stick(() => {
@@ -942,6 +1029,10 @@ pre code{background:none;padding:0}
       case "contact_saved":
         hideForm(contactForm);
         break;
+      case "transcript_sent":
+        transcriptBtn.textContent = t("transcriptSent");
+        transcriptBtn.disabled = true;
+        break;
       case "rated":
         rated = true;
         hideForm(rateForm);
@@ -1002,6 +1093,96 @@ pre code{background:none;padding:0}
       return fieldError(contactForm.elements.email, errText(f));
     }
     showError(errText(f));
+  }
+
+  // attachments: sent with fetch and the secret header; shown from blob: URLs fetched the same way
+  const sizeText = (n) => (n >= 1048576 ? +(n / 1048576).toFixed(1) + " MB" : Math.max(1, Math.round(n / 1024)) + " KB");
+  function fetchBlob(url) {
+    if (!blobs.has(url)) {
+      const p = fetch(ORIGIN + url, { credentials: "omit", headers: { "X-Conversation-Secret": conv ? conv.secret : "" } })
+        .then((res) => (res.ok ? res.blob() : Promise.reject(new Error(String(res.status)))))
+        .then((b) => URL.createObjectURL(b));
+      p.catch(() => blobs.delete(url));
+      blobs.set(url, p);
+    }
+    return blobs.get(url);
+  }
+  function filesEl(list) {
+    const box = h("div", { class: "hd-files" });
+    for (const a of list) {
+      if (!a || typeof a.url !== "string" || a.url[0] !== "/") continue;
+      const name = String(a.name || "file"), thumb = a.is_image && typeof a.thumbnail_url === "string" && a.thumbnail_url[0] === "/";
+      const link = h("a", { class: thumb ? "hd-thumb" : "hd-file", href: "#", title: t("openFile", { name }),
+        onclick: (e) => { e.preventDefault(); openFile(a); } });
+      if (thumb) {
+        const img = h("img", { alt: name });
+        if (a.width > 0 && a.height > 0) img.style.aspectRatio = a.width + " / " + a.height;
+        fetchBlob(a.thumbnail_url).then((u) => (img.src = u), () => img.replaceWith(h("span", { text: name })));
+        link.append(img);
+      } else link.append(icon(FILE_D), h("span", { text: name + " · " + sizeText(+a.size || 0) }));
+      box.append(link);
+    }
+    return box;
+  }
+  function openFile(a) {
+    // Images and PDFs open in a tab opened now, during the click (no popup blocker); other files are downloaded.
+    const inline = a.is_image || a.content_type === "application/pdf", w = inline ? window.open("", "_blank") : null;
+    fetchBlob(a.url).then((u) => {
+      if (w) w.location.href = u;
+      else h("a", { href: u, download: String(a.name || "file") }).click();
+    }, () => {
+      if (w) w.close();
+      showError(t("netError"));
+    });
+  }
+  function fileError(res, body) {
+    const e = (body && body.error) || {};
+    if (e.code === "file_too_large" || (res && res.status === 413)) return t("file_too_large", { max: sizeText(maxBytes || 10485760) });
+    if (Array.isArray(S[e.code]) && /^(file_|image_)/.test(e.code)) return t(e.code);
+    if (e.code === "rate_limited") return t("rateMsg", { n: Math.max(1, +e.retry_after || 5) });
+    return (res && res.status < 500 && e.message) || t("uploadFailed");
+  }
+  async function sendFile(file) {
+    if (!file) return;
+    const cid = uid(), li = h("li", { class: "hd-msg hd-msg--customer hd-msg--pending", "data-client-id": cid },
+      h("div", { class: "hd-body", text: t("uploading", { name: file.name }) }), h("div", { class: "hd-note" }));
+    const fail = (msg) => {
+      pend.delete(cid);
+      li.classList.replace("hd-msg--pending", "hd-msg--rejected");
+      li.querySelector(".hd-body").textContent = file.name;
+      li.querySelector(".hd-note").textContent = msg;
+      showError(msg);
+    };
+    pend.set(cid, li);
+    stick(() => log.append(li));
+    scroller.scrollTop = scroller.scrollHeight;
+    if (maxBytes && file.size > maxBytes) return fail(t("file_too_large", { max: sizeText(maxBytes) }));
+    if (!conv) await create("conversations", null, { name: "", email: "" });
+    if (!conv) return fail(t("netError"));
+    const caption = input.value.trim(), form = new FormData();
+    const withCaption = caption && !overLimit();
+    form.append("file", file, file.name);
+    form.append("caption", withCaption ? caption : "");
+    form.append("client_id", cid);
+    attachBtn.setAttribute("aria-busy", String(++uploading > 0));
+    let res = null, body = {};
+    try {
+      res = await fetch(ORIGIN + "/widget/v1/conversations/" + encodeURIComponent(conv.id) + "/attachments", {
+        method: "POST", credentials: "omit", headers: { "X-Conversation-Secret": conv.secret }, body: form,
+      });
+      body = (await res.json().catch(() => ({}))) || {};
+    } catch (e) {
+      res = null;
+    }
+    attachBtn.setAttribute("aria-busy", String(--uploading > 0));
+    if (!res || !res.ok || !body.message) return fail(fileError(res, body));
+    if (withCaption && input.value.trim() === caption) {
+      input.value = "";
+      autosize();
+      overLimit();
+    }
+    dropPending(cid);
+    onMessage(body.message);
   }
 
   // composer
@@ -1074,6 +1255,9 @@ pre code{background:none;padding:0}
     confirmBox.hidden = true;
     if (!send({ type: "resolve" })) showError(t("notConnected"));
     input.focus();
+  }
+  function askTranscript() {
+    if (!send({ type: "transcript" })) showError(t("notConnected"));
   }
 
   // start

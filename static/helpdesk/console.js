@@ -182,6 +182,7 @@
       const badge = item.status === "queued" ? "waiting" : mine ? (item.status === "snoozed" ? "snoozed · yours" : "yours")
         : item.assignee ? item.assignee : STATUS[item.status] || item.status;
       title.append(el("span", "row__status", badge));
+      if (item.identity_verified) title.append(el("span", "row__status row__verified", "verified"));
       const count = unread[item.id] || 0;
       if (count) {
         const counter = el("span", "unread", String(count));
@@ -240,6 +241,7 @@
     item.meta.replaceChildren(who[message.role] || "");
     if (message.created_at) item.meta.append(timeEl(message.created_at));
     item.body.textContent = message.content;
+    renderFiles(item, message.attachments);
     renderAbout(item.about, message);
     if (!keepScroll) logEl.scrollTop = logEl.scrollHeight;
   }
@@ -265,7 +267,82 @@
     no_knowledge: "no knowledge — handed off",
     small_talk: "small talk",
     rules: "keyword rule",
+    attachment: "file received — fixed reply",
   };
+
+  // Files sent with a message: an image's thumbnail opening the full image, any other file as a link. The URLs
+  // answer signed-in staff (and the conversation's customer), never anyone else.
+  function sameSitePath(url) { return typeof url === "string" && /^\/[^/\\]/.test(url) ? url : ""; }
+
+  function renderFiles(item, attachments) {
+    if (item.files) item.files.remove();
+    item.files = null;
+    const list = Array.isArray(attachments) ? attachments : [];
+    if (!list.length) return;
+    const box = el("div", "msg__files");
+    for (const file of list) {
+      const url = sameSitePath(file && file.url);
+      if (!url) continue;
+      const link = el("a");
+      link.href = url;
+      link.target = "_blank";
+      link.rel = "noopener";
+      const thumb = file.is_image ? sameSitePath(file.thumbnail_url) : "";
+      if (thumb) {
+        const img = el("img");
+        img.src = thumb;
+        img.alt = file.name || "image";
+        link.title = (file.name || "image") + " (open the full image)";
+        link.append(img);
+      } else {
+        link.className = "msg__file";
+        link.textContent = (file.name || "file") + " · " + fileSize(Number(file.size) || 0);
+      }
+      box.append(link);
+    }
+    item.about.before(box);
+    item.files = box;
+  }
+
+  function fileSize(bytes) {
+    return bytes >= 1048576 ? (bytes / 1048576).toFixed(1) + " MB" : Math.max(1, Math.round(bytes / 1024)) + " KB";
+  }
+
+  function csrfToken() {
+    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    if (match) return decodeURIComponent(match[1]);
+    const field = document.querySelector("input[name=csrfmiddlewaretoken]");
+    return field ? field.value : "";
+  }
+
+  // The assignee sends a file; the reply box's text, if any, goes with it as its caption.
+  async function sendFile(file) {
+    if (!file || !current || !isMine()) return;
+    const id = current.id, caption = input.value.trim(), button = $("btn-attach"), form = new FormData();
+    form.append("file", file, file.name);
+    form.append("caption", caption);
+    form.append("client_id", crypto.randomUUID ? crypto.randomUUID() : String(Date.now()));
+    button.disabled = true;
+    button.textContent = "Sending…";
+    showError("");
+    let response = null, body = {};
+    try {
+      response = await fetch("/console/conversations/" + id + "/attachments", {
+        method: "POST", credentials: "same-origin", headers: {"X-CSRFToken": csrfToken()}, body: form,
+      });
+      body = (await response.json().catch(() => ({}))) || {};
+    } catch (e) {
+      response = null;
+    }
+    button.textContent = "Attach file";
+    if (current) setStatus(current.status);
+    if (!response || !response.ok) {
+      showError((body.error && body.error.message) || "The file could not be sent; try again.");
+      return;
+    }
+    if (caption && input.value.trim() === caption) { input.value = ""; stopTyping(); }
+    if (current && current.id === id && body.message) renderMessage(body.message);
+  }
 
   function httpUrl(url) {
     try {
@@ -322,8 +399,12 @@
     renderViewers();
     $("conv").hidden = false;
     $("conv-customer").textContent = conv.customer + (conv.email ? " <" + conv.email + ">" : "");
-    $("conv-profile").hidden = !conv.email;
+    $("conv-profile").hidden = !conv.email && !conv.contact;
     if (conv.email) $("conv-profile").href = "/console/customers/?email=" + encodeURIComponent(conv.email);
+    if (conv.contact) $("conv-profile").href = "/console/customers/?contact=" + conv.contact.id;
+    // Verified: the site signed this customer's identity (its own user id shown beside it).
+    $("conv-verified").hidden = !conv.identity_verified;
+    $("conv-verified").textContent = "verified" + (conv.contact && conv.contact.external_id ? " · " + conv.contact.external_id : "");
     $("conv-origin").textContent = [conv.site, conv.page_url, conv.region, conv.language].filter(Boolean).join(" · ");
     $("conv-reason").textContent = conv.reason_label ? "Handed off: " + conv.reason_label + "." : "";
     $("conv-summary").textContent = conv.summary || "";
@@ -399,6 +480,7 @@
     $("btn-send").disabled = !mine;
     $("btn-note").disabled = !mine;
     $("btn-suggest").disabled = !mine;
+    $("btn-attach").disabled = !(mine && status === "agent");
     input.disabled = !!held;
     input.placeholder = held ? "Only " + current.assignee + " can reply." : "Reply to the customer…";
     $("conv-lock").hidden = !held;
@@ -581,6 +663,12 @@
   $("btn-transfer").addEventListener("click", () => {
     const to = $("transfer-to").value;
     if (to && current) send({type: "transfer", conversation: current.id, to});
+  });
+  $("btn-attach").addEventListener("click", () => $("attach-input").click());
+  $("attach-input").addEventListener("change", (ev) => {
+    const file = ev.target.files[0];
+    ev.target.value = "";
+    sendFile(file);
   });
   $("btn-hand-back").addEventListener("click", () => send({type: "hand_back", conversation: current.id}));
   $("btn-resolve").addEventListener("click", () => send({type: "resolve", conversation: current.id}));

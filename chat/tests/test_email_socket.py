@@ -1,0 +1,48 @@
+"""The widget's socket and email: the transcript on request (an error without an address), and the customer's
+last-seen time kept as sockets open and close (it decides which agent replies are emailed)."""
+
+import pytest
+from channels.db import database_sync_to_async
+
+from chat import dispatch, services
+from chat.models import Conversation
+from chat.tests.test_consumers import hello
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("ungrounded")]
+
+
+@pytest.fixture
+def enqueued(monkeypatch):
+    calls = []
+    monkeypatch.setattr(dispatch, "task_enqueue", lambda task, *args: calls.append((task.name, args)))
+    return calls
+
+
+async def test_the_transcript_frame_queues_the_email_or_says_no_address_is_known(enqueued):
+    conversation, secret = await database_sync_to_async(services.conversation_start)(language="en")
+    communicator, _ = await hello(conversation.id, secret)
+    await communicator.send_json_to({"type": "transcript"})
+    error = await communicator.receive_json_from()
+    assert (error["type"], error["code"]) == ("error", "no_email")
+    assert enqueued == []
+
+    await communicator.send_json_to({"type": "contact", "name": "Ann", "email": "ann@example.com"})
+    while (await communicator.receive_json_from())["type"] != "contact_saved":
+        pass
+    await communicator.send_json_to({"type": "transcript"})
+    frame = await communicator.receive_json_from()
+    while frame["type"] == "message":  # the system line confirming the contact details
+        frame = await communicator.receive_json_from()
+    assert frame == {"type": "transcript_sent"}
+    assert enqueued == [("chat.tasks.transcript_email_task", (str(conversation.id),))]
+    await communicator.disconnect()
+
+
+async def test_the_customer_is_seen_when_a_socket_opens_and_when_it_closes():
+    conversation, secret = await database_sync_to_async(services.conversation_start)(language="en")
+    communicator, _ = await hello(conversation.id, secret)
+    opened = (await database_sync_to_async(Conversation.objects.get)(pk=conversation.id)).customer_last_seen_at
+    assert opened is not None
+    await communicator.disconnect()
+    closed = (await database_sync_to_async(Conversation.objects.get)(pk=conversation.id)).customer_last_seen_at
+    assert closed > opened
