@@ -25,7 +25,7 @@ from django.conf import settings
 
 from chat import strings
 from chat.metrics import RETRIEVALS
-from chat.prompting import without_attachment_notes
+from chat.prompting import attachment_notes_for_staff, without_attachment_notes
 from inference.engines import Engine
 from inference.types import ChatTurn
 from knowledge.grounding import customer_specific, extract_answer, facts_unsupported, prompt_echo, small_talk_kind
@@ -235,12 +235,12 @@ def summary_from_knowledge(*, history: Sequence[ChatTurn], language: str, site: 
     users = [turn.content for turn in history if turn.role == "user"]
     if not users:
         return ""
-    question = users[-1]
-    lines = [f"Customer asks: {_clip(question, 200)}"]
+    lines = [f"Customer asks: {_clip(attachment_notes_for_staff(users[-1]), 200)}"]
     if len(users) > 1:
-        lines.append(f"Before that: {_clip(users[-2], 120)}")
+        lines.append(f"Before that: {_clip(attachment_notes_for_staff(users[-2]), 120)}")
+    question = without_attachment_notes(users[-1])  # the help center is searched for words, not file notes
     retrieval = retrieve(question, language=language, site=site, context=users[-1 - CONTEXT_TURNS : -1])
-    if retrieval.best is not None:
+    if question and retrieval.best is not None:
         extract = extract_answer(question, retrieval.relevant, context=users[-1 - CONTEXT_TURNS : -1], max_chars=160)
         lines.append(f"Help center: “{extract.hit.title}”: {extract.text}")
     else:

@@ -36,6 +36,15 @@ def without_attachment_notes(text: str) -> str:
     return _NOTE_LINE.sub("", text).strip()
 
 
+_CUSTOMER_NOTE = re.compile(r"\[The customer attached a file: (.*) \([^()]*\)\. You cannot see it\.\]")
+
+
+def attachment_notes_for_staff(text: str) -> str:
+    """A customer turn as the agents read it (the handoff summary): each file note of attachment_note shortened to
+    the file's name, without what only the model needs telling."""
+    return _CUSTOMER_NOTE.sub(r"[file: \1]", text)
+
+
 def attachment_note(*, role: str, name: str, content_type: str) -> str:
     """What the model is told of a file in the conversation: that it came, its name and type, and, for the customer's,
     that the model cannot see it (so that it never describes what it was not shown)."""

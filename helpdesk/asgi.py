@@ -69,6 +69,20 @@ application = EventLoopBindMiddleware(
 web_collectors_register()
 
 
+def embedded_email_receiver_start(port: int):
+    """Receive reply emails in this process (embedded mode): a receiver elsewhere could not reach its open chats.
+    The running receiver, or None when the port is taken (a second server, say): email in is then off here."""
+    from chat.email.smtp_receiver import smtp_receiver
+
+    receiver = smtp_receiver("127.0.0.1", port)
+    try:
+        receiver.start()
+    except (OSError, RuntimeError):
+        logging.getLogger(__name__).warning("could not receive email on 127.0.0.1:%s", port, exc_info=True)
+        return None
+    return receiver
+
+
 def _warm_up() -> None:
     try:
         retrieval_warm_up()
@@ -89,3 +103,5 @@ if settings.GENERATION_BACKEND == "inprocess":
         name="periodic-waiting-notify",
         daemon=True,
     ).start()
+    if settings.EMAIL_RECEIVE_PORT:
+        embedded_email_receiver_start(settings.EMAIL_RECEIVE_PORT)

@@ -390,6 +390,10 @@ EMAIL_INBOUND_DOMAIN = env.str("EMAIL_INBOUND_DOMAIN", default="reply.localhost"
 EMAIL_INBOUND_SIGNING_KEY = env.str("EMAIL_INBOUND_SIGNING_KEY", default="")
 # The largest inbound email accepted by `manage.py email_receive`, in bytes.
 EMAIL_INBOUND_MAX_BYTES = env.int("EMAIL_INBOUND_MAX_BYTES", default=10 * 1024 * 1024)
+# Embedded mode only: the server process itself receives reply emails over SMTP on 127.0.0.1 at this port (`make run`
+# sets 2525), as only it can tell the chats open on its in-memory channel layer; 0: off. With Redis, run
+# `manage.py email_receive` instead (any process reaches every chat through Redis).
+EMAIL_RECEIVE_PORT = env.int("EMAIL_RECEIVE_PORT", default=0)
 # Seconds after an agent's reply before it is emailed to a customer who has no chat open (a quick reader is spared).
 EMAIL_REPLY_DELAY = env.float("EMAIL_REPLY_DELAY", default=60.0)
 # Seconds a conversation waits in the queue before opted-in agents are emailed about it (helpdesk.notifications).

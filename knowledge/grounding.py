@@ -127,6 +127,12 @@ def extract_answer(question: str, hits: Sequence[Hit], *, context: Sequence[str]
         for term in terms(earlier):
             wanted.setdefault(term, CONTEXT_SENTENCE_WEIGHT)
     asks = [kind for kind, pattern in _ASKS.items() if pattern.search(question)]
+    if "duration" in asks:
+        # "多长时间" / "how long" is the question's form, scored by what a sentence states (a duration), not a topic:
+        # its words ("时间") would otherwise favour any sentence that mentions time over the one about the subject.
+        form = set(terms(" ".join(m.group(0) for m in _ASKS["duration"].finditer(question))))
+        if set(wanted) - form:
+            wanted = {t: w for t, w in wanted.items() if t not in form}
 
     def score(sentence: str) -> float:
         found = terms(sentence)

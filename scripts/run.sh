@@ -38,7 +38,13 @@ if [ -n "${REDIS_URL:-}" ] && [ -n "${DATABASE_URL:-}" ]; then
   beat=$!
 else
   echo "Embedded defaults: SQLite in var/, in-memory channel layer, replies and the lifecycle pass in this process."
+  # Replies to the helpdesk's emails come in over SMTP to this process (a separate receiver could not reach the
+  # in-memory channel layer's open chats); emails are printed to this output (EMAIL_URL=consolemail://).
+  export EMAIL_RECEIVE_PORT="${EMAIL_RECEIVE_PORT:-2525}"
+  echo "Reply emails: SMTP on 127.0.0.1:$EMAIL_RECEIVE_PORT"
 fi
+# The links in emails (reopen a conversation, unsubscribe) point here unless set otherwise.
+export HELPDESK_PUBLIC_URL="${HELPDESK_PUBLIC_URL:-http://$HOST:$PORT}"
 echo
 echo "  Helpdesk chat: http://$HOST:$PORT/    admin: http://$HOST:$PORT/admin/"
 echo

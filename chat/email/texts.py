@@ -19,7 +19,7 @@ TEXTS = {
         "assistant": "Assistant",
         "support": "Support",
         "file": "File (open the conversation to see it)",
-        "footer": "You get this email because you contacted {company}.",
+        "footer": "You get this email because you wrote to {company} support.",
         "unsubscribe": "Unsubscribe from these emails",
     },
     "zh": {
@@ -37,7 +37,7 @@ TEXTS = {
         "assistant": "智能助手",
         "support": "客服",
         "file": "文件(打开对话查看)",
-        "footer": "您收到此邮件是因为您联系过 {company}。",
+        "footer": "您收到此邮件是因为您联系过 {company} 客服。",
         "unsubscribe": "退订此类邮件",
     },
 }

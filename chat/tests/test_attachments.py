@@ -347,6 +347,7 @@ def test_the_knowledge_base_is_searched_for_the_customers_words_not_the_file_not
 
 class _NoHits:
     relevant = []
+    best = None
 
 
 # --- HTTP: the widget's upload and the downloads -----------------------------------------------------------------
@@ -480,3 +481,20 @@ def test_the_upload_addresses_take_a_full_size_file_and_nothing_else_does(settin
     assert body_limit("/widget/v1/sites/abc/conversations") == settings.REQUEST_BODY_LIMIT_WIDGET
     assert body_limit("/widget/v1/conversations/x/y/attachments") == settings.REQUEST_BODY_LIMIT_WIDGET
     assert body_limit("/console/") == settings.REQUEST_BODY_LIMIT_DEFAULT
+
+
+def test_the_agents_summary_names_the_file_without_the_models_note_and_searches_words_only(monkeypatch):
+    from chat import grounding
+    from inference.types import ChatTurn
+
+    searched = []
+    monkeypatch.setattr(grounding, "retrieve", lambda question, **kw: searched.append(question) or _NoHits())
+    note = "[The customer attached a file: sofa (1).jpg (image/jpeg). You cannot see it.]"
+    summary = grounding.summary_from_knowledge(
+        history=[ChatTurn("user", note), ChatTurn("user", f"It arrived broken\n{note}")], language="en", site=""
+    )
+    assert summary.splitlines()[:2] == [
+        "Customer asks: It arrived broken [file: sofa (1).jpg]",
+        "Before that: [file: sofa (1).jpg]",
+    ]
+    assert "cannot see" not in summary and searched == ["It arrived broken"]

@@ -200,3 +200,20 @@ def test_the_smtp_receiver_refuses_mail_over_the_size_limit(settings, inbound, d
     finally:
         controller.stop()
     assert len(customer_messages(conversation)) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_embedded_server_receives_replies_itself_and_a_taken_port_is_no_crash(inbound, django_user_model):
+    from helpdesk.asgi import embedded_email_receiver_start
+
+    port = free_port()
+    receiver = embedded_email_receiver_start(port)
+    assert receiver is not None
+    try:
+        assert embedded_email_receiver_start(port) is None  # a second server on the same port: logged, not fatal
+        conversation, _ = conversation_with_agent(django_user_model)
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.send_message(reply_email(reply_address(conversation.id)))
+    finally:
+        receiver.stop()
+    assert [(m.content, m.via) for m in customer_messages(conversation)][-1] == ("Got it, thanks.", "email")

@@ -156,6 +156,16 @@ def test_a_chinese_extract_is_the_sentences_that_answer():
     assert "退款3至5个工作日" not in extract.text and " " not in extract.text
 
 
+def test_how_long_is_the_questions_form_not_its_subject():
+    # "多长时间" holds 时间 ("time"): a sentence about delivery time in remote areas must not beat the one about
+    # standard delivery, which is what was asked (scored as retrieval scores them for this question on the demo base).
+    remote = "配送至新疆、西藏、青海每单加收30元偏远地区运费，配送时间延长3至5天。"
+    standard = "标准快递由中通快递承运，3至5天送达，运费为每单10元。"
+    extract = extract_answer("标准配送需要多长时间？", [hit(remote, score=0.253), hit(standard, score=0.289)])
+    assert extract.text == standard
+    assert extract_answer("偏远地区配送需要多长时间？", [hit(remote), hit(standard)]).text == remote
+
+
 def test_list_items_keep_their_lines():
     extract = extract_answer("how do I return an order", [hit("Sign in\nOpen your orders\nClick Return items")])
     assert "\n" in extract.text and "Click Return items" in extract.text

@@ -99,6 +99,7 @@
     openFile: ["Open {name}", "打开 {name}"],
     earlier: ["Earlier conversations ({n})", "历史对话({n})"],
     current: ["this one", "当前对话"],
+    newChat: ["Start a new conversation", "开始新的对话"],
   };
 
   function browserLang() {
@@ -419,7 +420,9 @@ pre code{background:none;padding:0}
   const contactBox = h("div"), rateBox = h("div");
   const thanks = tr(h("p", { class: "hd-thanks", role: "status", hidden: true }), "thanks");
   const transcriptBtn = tr(h("button", { class: "hd-transcript", type: "button", hidden: true, onclick: askTranscript }), "transcript");
-  const scroller = h("div", { class: "hd-scroll" }, log, contactBox, rateBox, thanks, transcriptBtn);
+  // After a resolve, a new topic starts a new conversation rather than reopening this one.
+  const newBtn = tr(h("button", { class: "hd-transcript", type: "button", hidden: true, onclick: () => forget() }), "newChat");
+  const scroller = h("div", { class: "hd-scroll" }, log, contactBox, rateBox, thanks, transcriptBtn, newBtn);
   const typingEl = h("div", { class: "hd-typing", role: "status", hidden: true });
   const errorEl = h("div", { class: "hd-error", role: "alert", hidden: true });
   // No maxlength: it cut a long paste without a word. Over the limit, overEl says so and nothing is sent.
@@ -525,6 +528,7 @@ pre code{background:none;padding:0}
     endBtn.hidden = !(conv && ready && status && status !== "resolved");
     if (endBtn.hidden) confirmBox.hidden = true;
     transcriptBtn.hidden = !(conv && ready);
+    newBtn.hidden = !(conv && ready && status === "resolved");
     if (rateForm) {
       // asked once per conversation (the server says when: `rate`), and gone as soon as it is no longer resolved
       const show = status === "resolved" && askRate && !rated;
@@ -729,7 +733,11 @@ pre code{background:none;padding:0}
     }
     busy = false;
     if (!res || res.status >= 500) return say(t("netError"));
-    if (res.ok && body.id && body.secret) return setConv(body, true);
+    if (res.ok && body.id && body.secret) {
+      setConv(body, true);
+      if (USER) identify(); // the new one joins the signed-in customer's list
+      return;
+    }
     const err = body.error || {};
     if (res.status === 429) {
       const min = Math.max(1, Math.ceil((+err.retry_after || 60) / 60));

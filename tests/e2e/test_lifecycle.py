@@ -156,4 +156,9 @@ async def test_an_idle_conversation_is_resolved_and_the_rating_asked_exactly_onc
     assert await customer.locator(".hd-rating:visible").count() == 0
     assert await database_sync_to_async(Rating.objects.count)() == 1
     assert await database_sync_to_async(chat_services.conversations_lifecycle_run)() == {"woken": 0, "resolved": 0}
+
+    # A new topic after the resolve: a new conversation, not this one reopened.
+    await customer.click(".hd-transcript:has-text('Start a new conversation')")
+    await customer.wait_for_selector(".hd-msg--customer", state="detached")
+    assert await database_sync_to_async(Conversation.objects.count)() == 1
     await customer_ctx.close()
