@@ -106,7 +106,9 @@ class CustomerConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
             self.watchdog.cancel()
         if self.conversation is not None:
             await self.channel_layer.group_discard(self.conversation.group_name, self.channel_name)
-            await database_sync_to_async(presence.customer_disconnected)(self.conversation.id)
+            # Off the shared database thread: during an outage its write waits out the connect timeout, which must
+            # not hold up every other socket's queries behind it.
+            await database_sync_to_async(presence.customer_disconnected, thread_sensitive=False)(self.conversation.id)
 
     async def _close_without_hello(self) -> None:
         await asyncio.sleep(settings.CHAT_HELLO_TIMEOUT)

@@ -32,12 +32,12 @@ def customer_connected(conversation_id: uuid.UUID) -> None:
     cache.incr(online)
     cache.touch(online, KEY_TTL_S)
     cache.delete(left)
-    customer_seen(conversation_id)
 
 
 def customer_seen(conversation_id: uuid.UUID) -> None:
-    """Note that the customer had the conversation open now (a socket opened or closed): agent replies after this,
-    while no socket is open, are the ones emailed to them (chat.email.outbound)."""
+    """Note that the customer had the conversation open until now (a socket of theirs closed): agent replies after
+    this, while no socket is open, are the ones emailed to them (chat.email.outbound). While a socket is open nothing
+    is emailed, so the open needs no write."""
     try:
         Conversation.objects.filter(pk=conversation_id).update(customer_last_seen_at=timezone.now())
     except DatabaseError:  # a closing socket during an outage: the reply is emailed a little more readily

@@ -21,7 +21,7 @@ from chat.api.auth import ApiKeyAuth
 from chat.api.errors import ApiError
 from chat.api.pagination import PageIn, PageOut, paginate
 from chat.api.read_schemas import SITE_KEY_PATTERN, ConversationOut
-from chat.api.schemas import ErrorOut, RequestBody
+from chat.api.schemas import ErrorOut, RequestBody, WholeNumber
 from chat.models import ApiKey, Contact
 from chat.services.base import storable
 
@@ -123,7 +123,9 @@ class ContactPatch(ContactFields):
 
 
 class ContactLinkIn(RequestBody):
-    contact_id: int | None = Field(..., ge=1, le=2**63 - 1, description="The contact; null unlinks the conversation.")
+    contact_id: WholeNumber | None = Field(
+        ..., ge=1, le=2**63 - 1, description="The contact; null unlinks the conversation."
+    )
 
 
 def _storable_json(value):
