@@ -43,6 +43,8 @@ def message_to_dict(message: Message) -> dict:
     }
     if message.client_id:
         data["client_id"] = message.client_id
+    if message.via:
+        data["via"] = message.via  # "email": a reply to one of our emails (chat.email.inbound)
     attachments = getattr(message, ATTACHMENTS_ATTR, None)
     if attachments:
         data["attachments"] = [attachment_to_dict(attachment) for attachment in attachments]

@@ -18,6 +18,7 @@ from chat import broadcast  # noqa: E402
 from chat import routing as chat_routing  # noqa: E402
 from chat import tasks as chat_tasks  # noqa: E402
 from chat.dispatch import periodic_loop, periodic_start  # noqa: E402
+from chat.email.smtp_receiver import smtp_receiver  # noqa: E402
 from chat.metrics import reply_series_init  # noqa: E402
 from chat.outages import SocketOutageGuard  # noqa: E402
 from chat.socket_guards import WebsocketGuardMiddleware  # noqa: E402
@@ -72,8 +73,6 @@ web_collectors_register()
 def embedded_email_receiver_start(port: int):
     """Receive reply emails in this process (embedded mode): a receiver elsewhere could not reach its open chats.
     The running receiver, or None when the port is taken (a second server, say): email in is then off here."""
-    from chat.email.smtp_receiver import smtp_receiver
-
     receiver = smtp_receiver("127.0.0.1", port)
     try:
         receiver.start()

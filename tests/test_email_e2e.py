@@ -132,6 +132,7 @@ async def test_an_offline_customer_gets_the_reply_by_email_opens_its_link_and_an
         client.send_message(answer)
 
     await agent.wait_for_selector("#conv-log .msg--customer:has-text('tomorrow works for me')", timeout=15_000)
+    await agent.wait_for_selector("#conv-log .msg--customer:has-text('tomorrow works for me') .msg__via")
     await linked.wait_for_selector(".hd-msg--customer:has-text('tomorrow works for me')", timeout=15_000)
     assert "wrote:" not in await agent.text_content("#conv-log")
     stored = await database_sync_to_async(Message.objects.filter(conversation=conversation, via="email").get)()

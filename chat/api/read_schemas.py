@@ -11,6 +11,7 @@ from pydantic import BeforeValidator
 from chat.api.pagination import PageOut
 from chat.api.schemas import SESSION_ID_PATTERN
 from chat.models import ApiKey, Conversation, Message
+from chat.serializers import ATTACHMENTS_ATTR
 
 ConversationStatus = Literal[tuple(Conversation.Status.values)]
 MessageRole = Literal[tuple(Message.Role.values)]
@@ -144,6 +145,14 @@ class MessageStats(Schema):
     tokens_per_s: float | None
 
 
+class AttachmentOut(Schema):
+    id: uuid.UUID
+    name: str = Field(..., description="The sender's file name, cleaned, with the extension of what the file is.")
+    content_type: str = Field(..., description="What the file's bytes are (checked), e.g. image/png.")
+    size: int = Field(..., description="Bytes.")
+    created_at: datetime.datetime
+
+
 class MessageOut(Schema):
     seq: int
     role: MessageRole = Field(..., description="note: a private note of the staff (admin scope only).")
@@ -153,6 +162,7 @@ class MessageOut(Schema):
     stats: MessageStats | None = Field(..., description="For bot messages: how the reply was generated.")
     created_at: datetime.datetime
     completed_at: datetime.datetime | None
+    attachments: list[AttachmentOut] = Field(..., description="Files sent with the message (its content a caption).")
 
     @staticmethod
     def resolve_author(obj: Message) -> str | None:
@@ -161,6 +171,10 @@ class MessageOut(Schema):
     @staticmethod
     def resolve_stats(obj: Message) -> Message | None:
         return obj if obj.role == Message.Role.BOT else None
+
+    @staticmethod
+    def resolve_attachments(obj: Message) -> list:
+        return getattr(obj, ATTACHMENTS_ATTR, None) or []
 
 
 class MessagePage(PageOut):

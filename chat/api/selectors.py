@@ -6,6 +6,7 @@ import uuid
 from django.db.models import Q, QuerySet
 
 from chat.models import ApiKey, Contact, Conversation, Message, Rating, Site
+from chat.serializers import attachments_prefetch
 
 
 def conversations_visible(*, key: ApiKey | None) -> Q:
@@ -67,6 +68,7 @@ def conversation_find(*, conversation_id: str, visible_to: ApiKey | None) -> Con
 def messages_filter(*, conversation: Conversation, after_seq: int = 0, with_notes: bool) -> QuerySet[Message]:
     """The conversation's messages after `after_seq`, oldest first; private notes only `with_notes`."""
     rows = Message.objects.filter(conversation=conversation, seq__gt=after_seq).select_related("author")
+    rows = rows.prefetch_related(attachments_prefetch())
     if not with_notes:
         rows = rows.exclude(role=Message.Role.NOTE)
     return rows.order_by("seq")

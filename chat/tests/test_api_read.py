@@ -216,6 +216,26 @@ def test_messages_carry_the_agents_name_and_the_bots_generation_stats_oldest_fir
     assert [m["seq"] for m in later["items"]] == [3] and later["count"] == 1 and later["next"] is None
 
 
+def test_a_message_lists_its_files_read_in_one_query_for_the_page(reader):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chat import services
+
+    conversation = conversation_at(timezone.now())
+    for name in ("receipt.pdf", "order.pdf"):
+        services.attachment_post_customer(
+            conversation_id=conversation.id, upload=SimpleUploadedFile(name, b"%PDF-1.4\n%%EOF\n"), caption=name
+        )
+    path = f"/api/v1/conversations/{conversation.id}/messages"
+    with CaptureQueriesContext(connection) as queries:
+        body = reader.get(path).json()
+    files = [[(a["name"], a["content_type"], a["size"]) for a in m["attachments"]] for m in body["items"]]
+    assert files == [[("receipt.pdf", "application/pdf", 15)], [("order.pdf", "application/pdf", 15)]]
+    assert sum('"chat_attachment"' in q["sql"] for q in queries.captured_queries) == 1
+
+
 def test_private_notes_are_only_shown_to_keys_with_the_admin_scope(reader, admin_reader, agent):
     conversation = conversation_at(timezone.now())
     message(conversation, "customer", "Hello")

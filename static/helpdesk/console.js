@@ -240,6 +240,12 @@
     const who = {customer: "Customer", bot: "Bot", agent: message.author || "Agent", note: "Note · " + (message.author || ""), system: ""};
     item.meta.replaceChildren(who[message.role] || "");
     if (message.created_at) item.meta.append(timeEl(message.created_at));
+    if (message.via === "email") {
+      const via = document.createElement("span");
+      via.className = "msg__via";
+      via.textContent = "by email";
+      item.meta.append(" ", via);
+    }
     item.body.textContent = message.content;
     renderFiles(item, message.attachments);
     renderAbout(item.about, message);
