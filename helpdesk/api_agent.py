@@ -44,7 +44,8 @@ REFUSAL_STATUS = {
     "invalid_ticket": 400,
     "invalid_until": 400,
 }
-ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 429: ErrorOut}
+# 413: a body over REQUEST_BODY_LIMIT_API, refused before it is read.
+ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 429: ErrorOut}
 
 
 class AgentKeyAuth(ApiKeyAuth):

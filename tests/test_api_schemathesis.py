@@ -97,6 +97,27 @@ def api_schema(api_server, fuzzer_data):
                 "contacts": {"values": [fuzzer_data["contact_id"]]},
                 "agents": {"values": ["ana"]},
             },
+            # A body over the address's limit (REQUEST_BODY_LIMIT_API) is refused with 413 before it is read: as good
+            # a rejection of invalid data as a 400.
+            "checks": {
+                "negative_data_rejection": {
+                    "expected-statuses": [
+                        "400",
+                        "401",
+                        "403",
+                        "404",
+                        "405",
+                        "406",
+                        "409",
+                        "413",
+                        "415",
+                        "422",
+                        "428",
+                        "429",
+                        "5xx",
+                    ]
+                }
+            },
             "parameters": {
                 "body.model": sometimes("models"),
                 "path.conversation_id": sometimes("conversations"),

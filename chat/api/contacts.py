@@ -21,7 +21,7 @@ from chat.api.auth import ApiKeyAuth
 from chat.api.errors import ApiError
 from chat.api.pagination import PageIn, PageOut, paginate
 from chat.api.read_schemas import SITE_KEY_PATTERN, ConversationOut
-from chat.api.schemas import ErrorOut, RequestBody, WholeNumber
+from chat.api.schemas import ErrorOut, RequestBody, whole_number
 from chat.models import ApiKey, Contact
 from chat.services.base import storable
 
@@ -30,7 +30,7 @@ router = Router(auth=contacts_auth, tags=["contacts"])
 
 ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 429: ErrorOut}
 ERRORS_404 = {**ERRORS, 404: ErrorOut}
-ERRORS_WRITE = {**ERRORS_404, 409: ErrorOut}
+ERRORS_WRITE = {**ERRORS_404, 409: ErrorOut, 413: ErrorOut}  # 413: a body over REQUEST_BODY_LIMIT_API
 # No NUL (PostgreSQL text cannot hold it); an email as the services accept one (they check it again).
 EXTERNAL_ID_PATTERN = r"^[^\x00]{0,128}$"
 TEXT_PATTERN = r"^[^\x00]*$"
@@ -123,8 +123,8 @@ class ContactPatch(ContactFields):
 
 
 class ContactLinkIn(RequestBody):
-    contact_id: WholeNumber | None = Field(
-        ..., ge=1, le=2**63 - 1, description="The contact; null unlinks the conversation."
+    contact_id: whole_number(ge=1, le=2**63 - 1) | None = Field(
+        ..., description="The contact; null unlinks the conversation."
     )
 
 

@@ -27,7 +27,8 @@ from inference.language import language_guess
 
 router = Router(tags=["openai-compatible"])
 
-ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 429: ErrorOut, 503: ErrorOut}
+# 413: a body over REQUEST_BODY_LIMIT_API, refused before it is read.
+ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 413: ErrorOut, 429: ErrorOut, 503: ErrorOut}
 
 
 def _job(payload: ChatCompletionIn) -> CompletionJob:

@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 from django.conf import settings
 from ninja import Field, Schema
 from pydantic import BaseModel, BeforeValidator, ConfigDict, StrictBool, field_validator
+from pydantic import Field as PydanticField
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9._:@\-]{1,128}$"
 
@@ -15,6 +16,12 @@ def _whole(value):
 
 
 WholeNumber = Annotated[int, BeforeValidator(_whole)]
+
+
+def whole_number(**bounds):
+    """WholeNumber within `bounds` (ge, le). The bounds come before the validator: after it, pydantic writes them into
+    the schema as "ge"/"le", which JSON Schema ignores, so the spec would allow what the server refuses."""
+    return Annotated[int, PydanticField(**bounds), BeforeValidator(_whole)]
 
 
 class RequestBody(BaseModel):
@@ -139,8 +146,8 @@ class ChatCompletionIn(RequestBody):
         ..., min_length=1, max_length=128, description="An id from GET /v1/models.", examples=["default"]
     )
     messages: list[ChatCompletionMessage] = Field(..., min_length=1, max_length=500)
-    max_tokens: WholeNumber | None = Field(None, ge=1, le=100_000)
-    max_completion_tokens: WholeNumber | None = Field(None, ge=1, le=100_000)
+    max_tokens: whole_number(ge=1, le=100_000) | None = Field(None)
+    max_completion_tokens: whole_number(ge=1, le=100_000) | None = Field(None)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
