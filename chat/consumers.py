@@ -138,6 +138,10 @@ class CustomerConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
         if kind == "hello":
             return await self.receive_hello(frame)
         if kind == "ping":
+            if self.conversation is not None:
+                await database_sync_to_async(presence.customer_still_connected, thread_sensitive=False)(
+                    self.conversation.id
+                )
             return await self.send_json({"type": "pong"})
         if kind in ("message", "rate", "typing", "contact", "resolve", "transcript"):
             if self.conversation is None:

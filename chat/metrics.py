@@ -116,7 +116,8 @@ EMAILS_SENT = Counter(
 )
 EMAILS_INBOUND = Counter(
     "helpdesk_emails_inbound_total",
-    "Inbound emails by outcome: posted, duplicate, unknown_address, sender_mismatch, empty, rejected, unsubscribed",
+    "Inbound emails by outcome: posted, duplicate, unknown_address, sender_mismatch, empty, rejected, deferred, "
+    "unsubscribed",
     ["outcome"],
 )
 

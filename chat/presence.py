@@ -2,7 +2,10 @@
 
 Each customer socket counts itself in while open. When the count drops to zero the time is noted; a reply whose
 customer has been gone longer than CHAT_ABANDON_AFTER stops generating (a page reload reconnects well within it).
-A socket that dies with its server never counts itself out: the key expires, and replies keep going meanwhile.
+
+The count is a lease: it lasts ONLINE_TTL_S and every ping of an open socket (the widget sends one each 25 s, at
+least once a minute in a background tab) renews it. A socket that dies with its server never counts itself out, so
+its customer counts as online until the lease runs out, and an agent's reply is emailed to them from then on.
 """
 
 import logging
@@ -19,7 +22,9 @@ from chat.outages import redis_optional
 
 logger = logging.getLogger(__name__)
 
-KEY_TTL_S = 3600
+KEY_TTL_S = 3600  # when the customer left
+# How long the count of open sockets lasts without a ping renewing it.
+ONLINE_TTL_S = 300
 
 
 def _keys(conversation_id: uuid.UUID) -> tuple[str, str]:
@@ -28,10 +33,19 @@ def _keys(conversation_id: uuid.UUID) -> tuple[str, str]:
 
 def customer_connected(conversation_id: uuid.UUID) -> None:
     online, left = _keys(conversation_id)
-    cache.add(online, 0, KEY_TTL_S)
+    cache.add(online, 0, ONLINE_TTL_S)
     cache.incr(online)
-    cache.touch(online, KEY_TTL_S)
+    cache.touch(online, ONLINE_TTL_S)
     cache.delete(left)
+
+
+def customer_still_connected(conversation_id: uuid.UUID) -> None:
+    """A ping from an open socket: the count's lease is renewed (counted in again if it ran out meanwhile, as after
+    a long sleep of the customer's computer)."""
+    online = _keys(conversation_id)[0]
+    with redis_optional("renewing a customer's presence"):
+        if not cache.touch(online, ONLINE_TTL_S):
+            cache.add(online, 1, ONLINE_TTL_S)
 
 
 def customer_seen(conversation_id: uuid.UUID) -> None:

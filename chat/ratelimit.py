@@ -16,19 +16,20 @@ class Verdict:
     retry_after: int  # seconds until the window resets (0 when allowed)
 
 
-def hit(key: str, *, limit: int, window_s: int) -> Verdict:
-    """Count one event against `key`; refused once more than `limit` happened in the current window."""
+def hit(key: str, *, limit: int, window_s: int, cost: int = 1) -> Verdict:
+    """Count `cost` events (one by default) against `key`; refused once more than `limit` happened in the current
+    window."""
     now = time.time()
     count_key, start_key = f"rl:{key}:n", f"rl:{key}:t"
     # add() is a no-op when the window is already running; both keys expire together at its end.
     cache.add(start_key, now, window_s)
     cache.add(count_key, 0, window_s)
     try:
-        count = cache.incr(count_key)
+        count = cache.incr(count_key, cost)
     except ValueError:  # the window expired between add() and incr()
         cache.set(start_key, now, window_s)
-        cache.set(count_key, 1, window_s)
-        count = 1
+        cache.set(count_key, cost, window_s)
+        count = cost
     if count <= limit:
         return Verdict(True, 0)
     started = cache.get(start_key) or now

@@ -114,6 +114,19 @@ STRINGS |= {
     },
 }
 
+# A file of a reply email that was not kept (chat.email.inbound): said under the email's text, where the customer
+# and the agents both read it.
+STRINGS |= {
+    "email_file_not_kept": {
+        "en": "[Not attached: {name} ({reason})]",
+        "zh": "[未附上:{name}({reason})]",
+    },
+    "email_file_type": {"en": "this type of file is not accepted", "zh": "不接受此类文件"},
+    "email_file_size": {"en": "over the {limit} limit", "zh": "超过 {limit} 的上限"},
+    "email_file_count": {"en": "too many files in one email", "zh": "一封邮件中的文件过多"},
+    "email_file_invalid": {"en": "the file could not be read", "zh": "无法读取该文件"},
+}
+
 # A file sent to the bot without a word (chat.reply): the bot cannot open files and says so, never describing it.
 STRINGS |= {
     "attachment_received": {

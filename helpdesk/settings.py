@@ -388,8 +388,10 @@ EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=30.0)
 EMAIL_INBOUND_DOMAIN = env.str("EMAIL_INBOUND_DOMAIN", default="reply.localhost")
 # Mailgun's HTTP webhook signing key: POST /email/inbound/mailgun is refused (403) unless signed with it; empty: off.
 EMAIL_INBOUND_SIGNING_KEY = env.str("EMAIL_INBOUND_SIGNING_KEY", default="")
-# The largest inbound email accepted by `manage.py email_receive`, in bytes.
+# The largest inbound email accepted by `manage.py email_receive`, in bytes; Mailgun's webhook may post twice as
+# much (the text and HTML bodies come both whole and stripped, beside the files).
 EMAIL_INBOUND_MAX_BYTES = env.int("EMAIL_INBOUND_MAX_BYTES", default=10 * 1024 * 1024)
+REQUEST_BODY_LIMITS["/email/inbound/"] = 2 * EMAIL_INBOUND_MAX_BYTES
 # Embedded mode only: the server process itself receives reply emails over SMTP on 127.0.0.1 at this port (`make run`
 # sets 2525), as only it can tell the chats open on its in-memory channel layer; 0: off. With Redis, run
 # `manage.py email_receive` instead (any process reaches every chat through Redis).

@@ -2,7 +2,8 @@
 
 Point the MX of EMAIL_INBOUND_DOMAIN at it (port 25, through a firewall or proxy as you like). It accepts mail only
 for valid reply addresses (550 for anything else, so it is no open relay), at most EMAIL_INBOUND_MAX_BYTES each,
-and hands each email to chat.email.inbound. A database outage answers 451 so the sending server tries again.
+and hands each email to chat.email.inbound. A database outage or a rate limit answers 451 so the sending server
+tries again.
 """
 
 import asyncio
@@ -45,6 +46,8 @@ class InboundHandler:
                 return "451 4.3.0 Temporarily unable to accept the message; try again later"
             logger.exception("could not handle an inbound email")
             return "554 5.3.0 The message could not be handled"
+        if outcome == "deferred":  # a rate limit: the sending server tries again later
+            return "451 4.7.1 Too many messages in this conversation for now; try again later"
         return f"250 OK {outcome}"
 
 

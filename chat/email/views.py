@@ -50,7 +50,8 @@ def mailgun_signature_valid(*, timestamp: str, token: str, signature: str, now: 
 @require_POST
 def mailgun_inbound(request: HttpRequest) -> HttpResponse:
     """Mailgun's inbound route (forward to this URL): 403 unless signed; 200 once handled, whatever became of it
-    (Mailgun would retry anything else); 503 while a backend is down, so Mailgun retries later."""
+    (Mailgun would retry anything else); 503 while a backend is down or a rate limit defers the email, so Mailgun
+    retries later."""
     try:
         refused = mailgun_signature_valid(
             timestamp=request.POST.get("timestamp", ""),
@@ -60,12 +61,14 @@ def mailgun_inbound(request: HttpRequest) -> HttpResponse:
         if refused:
             logger.warning("inbound email webhook refused: %s", refused)
             return json_error(403, refused, "The request is not signed by the mail provider, or was seen before.")
-        outcome = inbound_route(inbound_from_mailgun(request.POST))
+        outcome = inbound_route(inbound_from_mailgun(request.POST, request.FILES))
     except Exception as exc:
         if backend_unavailable(exc):
             return unavailable_json()
         logger.exception("inbound email webhook failed")
         return JsonResponse({"status": "dropped"}, status=202)
+    if outcome == "deferred":
+        return json_error(503, "deferred", "Too many messages in this conversation for now; send it again later.")
     return JsonResponse({"status": outcome}, status=200)
 
 

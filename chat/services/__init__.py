@@ -14,7 +14,7 @@
 Callers use `from chat import services` and the names below.
 """
 
-from chat.services.attachments import attachment_post_agent, attachment_post_customer
+from chat.services.attachments import attachment_post_agent, attachment_post_customer, attachments_post_customer
 from chat.services.contacts import (
     contact_create,
     contact_identify,
@@ -68,6 +68,7 @@ __all__ = [
     "ReplyStats",
     "attachment_post_agent",
     "attachment_post_customer",
+    "attachments_post_customer",
     "contact_create",
     "contact_identify",
     "contact_update",

@@ -38,20 +38,39 @@ def attachment_post_customer(
     Raises MessageRejected (the file's refusal codes are chat.attachments.file_check's).
     """
     checked = _checked(upload, name)
+    return attachments_post_customer(
+        conversation_id=conversation_id, files=[checked], caption=caption, client_id=client_id
+    )
+
+
+def attachments_post_customer(
+    *, conversation_id: uuid.UUID, files: list[CheckedFile], caption="", client_id: str = "", via: str = ""
+) -> tuple[Message, bool]:
+    """A customer message carrying files already checked (chat.attachments.file_check), which this closes; as
+    attachment_post_customer otherwise. Each file counts against CUSTOMER_FILES_PER_HOUR. `via="email"`: the files
+    of a reply email (chat.email.inbound)."""
+    pending: list[Attachment] = []
     try:
-        verdict = ratelimit.hit(f"files:{conversation_id}", limit=CUSTOMER_FILES_PER_HOUR, window_s=3600)
+        verdict = ratelimit.hit(
+            f"files:{conversation_id}", limit=CUSTOMER_FILES_PER_HOUR, window_s=3600, cost=max(1, len(files))
+        )
         if not verdict.allowed:
             raise MessageRejected(
                 "rate_limited",
                 f"You have sent many files in this conversation. Try again in {verdict.retry_after} s.",
                 verdict.retry_after,
             )
-        pending = [_store(checked)]
+        for checked in files:
+            pending.append(_store(checked))
+    except BaseException:
+        _discard(pending)
+        raise
     finally:
-        checked.close()
+        for checked in files:
+            checked.close()
     try:
         message, created = message_post_customer(
-            conversation_id=conversation_id, content=caption, client_id=client_id, attach=_attacher(pending)
+            conversation_id=conversation_id, content=caption, client_id=client_id, via=via, attach=_attacher(pending)
         )
     except BaseException:
         _discard(pending)

@@ -8,8 +8,11 @@ import smtplib
 import time
 import uuid
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
+from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from chat import services
@@ -17,6 +20,8 @@ from chat.email.addresses import reply_address
 from chat.email.smtp_receiver import smtp_receiver
 from chat.email.suppression import email_suppressed
 from chat.models import Conversation, HandoffReason, Message
+from chat.serializers import attachments_prefetch, staff_message_to_dict
+from chat.tests.test_attachments import EXE_BYTES, PDF_BYTES, image_bytes
 from tests.smtp_server import free_port
 
 KEY = "key-mailgun-test-0123456789"
@@ -217,3 +222,118 @@ def test_the_embedded_server_receives_replies_itself_and_a_taken_port_is_no_cras
     finally:
         receiver.stop()
     assert [(m.content, m.via) for m in customer_messages(conversation)][-1] == ("Got it, thanks.", "email")
+
+
+# --- Files in reply emails --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    cache.clear()  # rate limits
+    yield Path(settings.MEDIA_ROOT)
+    cache.clear()
+
+
+def stored_attachments(conversation) -> list[tuple[str, str]]:
+    message = customer_messages(conversation)[-1]
+    return [(a.name, a.content_type) for a in message.attachments.order_by("name")]
+
+
+def email_with_files(to: str) -> EmailMessage:
+    """As Gmail sends a pasted screenshot and two attached files: multipart/mixed around multipart/related (the
+    text and HTML bodies, then the inline image), then the attachments."""
+    message = reply_email(to)
+    message.set_content("Here is the damage, and the receipt.\n\nOn Tue, 3 Dec 2026, Acme wrote:\n> Hello")
+    message.add_alternative("<p>Here is the damage, and the receipt.</p><img src='cid:shot'>", subtype="html")
+    html = message.get_payload()[1]
+    html.add_related(image_bytes("PNG", (40, 30)), "image", "png", cid="<shot>", filename="image001.png")
+    message.add_attachment(PDF_BYTES, "application", "pdf", filename="receipt.pdf")
+    message.add_attachment(EXE_BYTES, "application", "octet-stream", filename="setup.exe")
+    return message
+
+
+@pytest.mark.django_db(transaction=True)
+def test_files_of_an_email_through_the_smtp_receiver_are_kept_and_a_refused_one_is_named(
+    receiver, media, django_user_model
+):
+    conversation, _ = conversation_with_agent(django_user_model)
+    with smtplib.SMTP(receiver.hostname, receiver.port, timeout=10) as smtp:
+        smtp.send_message(email_with_files(reply_address(conversation.id)))
+    last = customer_messages(conversation)[-1]
+    assert last.via == "email"
+    assert (
+        last.content
+        == "Here is the damage, and the receipt.\n\n[Not attached: setup.exe (this type of file is not accepted)]"
+    )
+    assert stored_attachments(conversation) == [("image001.png", "image/png"), ("receipt.pdf", "application/pdf")]
+    image = last.attachments.get(content_type="image/png")
+    assert (image.width, image.height) == (40, 30) and image.thumbnail.name
+    assert (media / image.file.name).read_bytes() == image_bytes("PNG", (40, 30))
+    # The console shows them as it shows the widget's.
+    shown = Message.objects.prefetch_related(attachments_prefetch()).get(pk=last.pk)
+    assert [a["name"] for a in staff_message_to_dict(shown)["attachments"]] == ["image001.png", "receipt.pdf"]
+
+
+@pytest.mark.django_db
+def test_files_posted_by_mailgun_are_kept_in_order_and_one_over_the_limit_is_named(
+    inbound, media, settings, django_user_model
+):
+    settings.ATTACHMENT_MAX_BYTES = 50_000
+    conversation, _ = conversation_with_agent(django_user_model)
+    fields = {
+        "recipient": reply_address(conversation.id),
+        "sender": "ann@example.com",
+        "from": "Ann <ann@example.com>",
+        "subject": "Re: New reply from Acme",
+        "body-plain": "",  # only files: stored without text
+        "attachment-count": "2",
+        "attachment-1": SimpleUploadedFile("scan.pdf", PDF_BYTES, "application/pdf"),
+        "attachment-2": SimpleUploadedFile("huge.png", image_bytes("PNG", (900, 900)) + b"\0" * 60_000, "image/png"),
+        **signed(),
+    }
+    response = Client().post("/email/inbound/mailgun", fields)
+    assert response.status_code == 200 and response.json() == {"status": "posted"}
+    last = customer_messages(conversation)[-1]
+    assert last.content == "[Not attached: huge.png (over the 48.8 KB limit)]"
+    assert stored_attachments(conversation) == [("scan.pdf", "application/pdf")]
+
+
+@pytest.mark.django_db
+def test_past_ten_files_an_email_names_the_rest_and_a_chinese_conversation_reads_it_in_chinese(
+    inbound, media, django_user_model
+):
+    conversation, _ = conversation_with_agent(django_user_model)
+    Conversation.objects.filter(pk=conversation.pk).update(language="zh-CN")
+    files = {f"attachment-{n}": SimpleUploadedFile(f"p{n:02}.png", image_bytes("PNG", (8, 8))) for n in range(1, 13)}
+    fields = {"recipient": reply_address(conversation.id), "sender": "ann@example.com", "body-plain": "照片", **files}
+    assert Client().post("/email/inbound/mailgun", {**fields, **signed()}).json() == {"status": "posted"}
+    last = customer_messages(conversation)[-1]
+    assert [a.name for a in last.attachments.order_by("name")] == [f"p{n:02}.png" for n in range(1, 11)]
+    assert last.content == "照片\n\n[未附上:p11.png(一封邮件中的文件过多)]\n\n[未附上:p12.png(一封邮件中的文件过多)]"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rate_limited_email_is_deferred_not_dropped_and_lands_when_sent_again(
+    receiver, media, monkeypatch, django_user_model
+):
+    conversation, _ = conversation_with_agent(django_user_model)
+    cache.clear()
+    monkeypatch.setattr("chat.services.messages.MESSAGES_PER_MINUTE_DEFAULT", 1)  # no site: the API's default
+    services.message_post_customer(conversation_id=conversation.id, content="One more thing")  # uses the minute
+    email = reply_email(reply_address(conversation.id))
+    with smtplib.SMTP(receiver.hostname, receiver.port, timeout=10) as smtp:
+        with pytest.raises(smtplib.SMTPDataError) as deferred:
+            smtp.send_message(email)
+    assert deferred.value.smtp_code == 451  # the sending server keeps it and tries again
+    assert customer_messages(conversation)[-1].content == "One more thing"
+    response = Client().post(
+        "/email/inbound/mailgun",
+        {"recipient": reply_address(conversation.id), "sender": "ann@example.com", "body-plain": "Hi", **signed()},
+    )
+    assert response.status_code == 503 and response.json()["error"]["code"] == "deferred"  # Mailgun retries
+
+    cache.clear()  # the minute is over
+    with smtplib.SMTP(receiver.hostname, receiver.port, timeout=10) as smtp:
+        smtp.send_message(email)
+    assert customer_messages(conversation)[-1].content == "Got it, thanks."

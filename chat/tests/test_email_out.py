@@ -2,6 +2,7 @@
 acknowledgement of a left message, the transcript; their headers, languages, unsubscribe and suppression."""
 
 import re
+import time
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
@@ -116,6 +117,20 @@ def test_the_reply_is_not_emailed_while_the_customer_has_the_chat_open_nor_if_th
     assert outbound.agent_replies_email(conversation_id=conversation.id) == 1
     [email] = smtp.wait_for(1)
     assert "Here is your refund." in body_text(email) and "Are you there?" not in body_text(email)
+
+
+def test_a_socket_that_died_with_its_server_stops_counting_once_its_lease_runs_out(
+    smtp, enqueued, monkeypatch, django_user_model
+):
+    monkeypatch.setattr(presence, "ONLINE_TTL_S", 1)
+    conversation, agent = agent_conversation(django_user_model)
+    presence.customer_connected(conversation.id)  # and never disconnected: its server was killed
+    services.message_post_agent(conversation_id=conversation.id, agent=agent, content="Still there?")
+    assert outbound.agent_replies_email(conversation_id=conversation.id) == 0
+    time.sleep(1.5)  # no ping renewed the lease
+    assert not presence.customer_online(conversation.id)
+    assert outbound.agent_replies_email(conversation_id=conversation.id) == 1
+    assert "Still there?" in body_text(smtp.wait_for(1)[0])
 
 
 def test_an_agent_reply_queues_the_email_after_the_delay_only_when_the_customer_has_an_address(

@@ -3,8 +3,9 @@ last-seen time kept as sockets open and close (it decides which agent replies ar
 
 import pytest
 from channels.db import database_sync_to_async
+from django.core.cache import cache
 
-from chat import dispatch, services
+from chat import dispatch, presence, services
 from chat.models import Conversation
 from chat.tests.test_consumers import hello
 
@@ -46,3 +47,17 @@ async def test_the_customer_is_last_seen_when_their_socket_closes():
     await communicator.disconnect()
     closed = (await database_sync_to_async(Conversation.objects.get)(pk=conversation.id)).customer_last_seen_at
     assert closed is not None and closed > conversation.created_at
+
+
+async def test_a_ping_renews_the_customers_presence_even_after_it_ran_out():
+    conversation, secret = await database_sync_to_async(services.conversation_start)(language="en")
+    communicator, _ = await hello(conversation.id, secret)
+    online = database_sync_to_async(presence.customer_online)
+    assert await online(conversation.id)
+    await database_sync_to_async(cache.delete)(f"chat:online:{conversation.id}")  # as after a long sleep
+    assert not await online(conversation.id)
+    await communicator.send_json_to({"type": "ping"})
+    assert await communicator.receive_json_from() == {"type": "pong"}
+    assert await online(conversation.id)
+    await communicator.disconnect()
+    assert not await online(conversation.id)
