@@ -154,6 +154,33 @@ def attachment_upload(request: HttpRequest, conversation_id) -> HttpResponse:
     return JsonResponse({"message": message_to_dict(message)}, status=201 if created else 200)
 
 
+def attachment_file_response(attachment: Attachment, *, thumbnail: bool = False) -> FileResponse | None:
+    """The file (or an image's thumbnail) as served everywhere: as what its bytes are, never as a page (nosniff, a
+    sandboxing CSP, inline only for images and PDF, privately cached). None when it is not stored (any more)."""
+    stored = attachment.thumbnail if thumbnail else attachment.file
+    if not stored.name:
+        return None
+    try:
+        handle = stored.storage.open(stored.name, "rb")
+    except (FileNotFoundError, OSError):
+        return None
+    kind = BY_CONTENT_TYPE.get(attachment.content_type)
+    content_type = "image/jpeg" if thumbnail else attachment.content_type
+    if content_type == "text/plain":
+        content_type = "text/plain; charset=utf-8"  # checked to be UTF-8 when it arrived
+    inline = thumbnail or (kind is not None and kind.inline)
+    response = FileResponse(handle, content_type=content_type)
+    if not thumbnail:
+        response["Content-Length"] = str(attachment.size)
+    response["Content-Disposition"] = content_disposition_header(not inline, attachment.name)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = DOWNLOAD_CSP
+    response["Cache-Control"] = "private, max-age=3600"
+    # Readable by a CORS fetch (the widget's, with the header) but not embeddable by other pages without one.
+    response["Cross-Origin-Resource-Policy"] = "same-origin"
+    return response
+
+
 @attachment_endpoint
 def attachment_download(request: HttpRequest, conversation_id, attachment_id) -> HttpResponse:
     """GET a file (or, with ?thumb=1, an image's thumbnail) for the conversation's customer or its staff."""
@@ -172,28 +199,9 @@ def attachment_download(request: HttpRequest, conversation_id, attachment_id) ->
     attachment = Attachment.objects.filter(pk=attachment_id, conversation_id=conversation_id).first()
     if attachment is None:
         return _not_found(origin)
-    thumbnail = request.GET.get("thumb") == "1"
-    stored = attachment.thumbnail if thumbnail else attachment.file
-    if not stored.name:
+    response = attachment_file_response(attachment, thumbnail=request.GET.get("thumb") == "1")
+    if response is None:
         return _not_found(origin)
-    try:
-        handle = stored.storage.open(stored.name, "rb")
-    except (FileNotFoundError, OSError):
-        return _not_found(origin)
-    kind = BY_CONTENT_TYPE.get(attachment.content_type)
-    content_type = "image/jpeg" if thumbnail else attachment.content_type
-    if content_type == "text/plain":
-        content_type = "text/plain; charset=utf-8"  # checked to be UTF-8 when it arrived
-    inline = thumbnail or (kind is not None and kind.inline)
-    response = FileResponse(handle, content_type=content_type)
-    if not thumbnail:
-        response["Content-Length"] = str(attachment.size)
-    response["Content-Disposition"] = content_disposition_header(not inline, attachment.name)
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = DOWNLOAD_CSP
-    response["Cache-Control"] = "private, max-age=3600"
-    # Readable by a CORS fetch (the widget's, with the header) but not embeddable by other pages without one.
-    response["Cross-Origin-Resource-Policy"] = "same-origin"
     response = _cors(response, origin)
     response["Vary"] = "Origin, Cookie, " + SECRET_HEADER
     return response

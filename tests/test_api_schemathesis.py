@@ -17,18 +17,20 @@ import pytest
 import schemathesis
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.files.base import ContentFile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from chat.api.keys import api_key_create
-from chat.models import Contact, Conversation, Message, Rating, Site
+from chat.models import Attachment, Contact, Conversation, Message, Rating, Site
 from helpdesk.models import Ticket
 from tests import stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 MAX_EXAMPLES = 30
+PDF = "application/pdf"
 SEED = 20260601
 
 
@@ -61,7 +63,9 @@ def fuzzer_data(transactional_db) -> dict:
     agent.groups.add(Group.objects.get(name="manager"))
     site = Site.objects.create(name="Shop")
     conversation = Conversation.objects.create(site=site, assignee=agent, status="resolved", last_seq=3)
-    Message.objects.create(conversation=conversation, seq=1, role="customer", content="Where is my parcel?")
+    question = Message.objects.create(conversation=conversation, seq=1, role="customer", content="Where is my parcel?")
+    attachment = Attachment(conversation=conversation, message=question, name="label.pdf", content_type=PDF, size=15)
+    attachment.file.save("label.pdf", ContentFile(b"%PDF-1.4\n%%EOF\n"), save=True)  # where daphne reads it
     Message.objects.create(
         conversation=conversation, seq=2, role="bot", content="Let me check.", engine="llamacpp", ttft_ms=80
     )
@@ -75,7 +79,13 @@ def fuzzer_data(transactional_db) -> dict:
         rate_limit_per_minute=1_000_000,
         acts_as=agent,
     )
-    return {"key": raw, "conversation_id": str(conversation.id), "ticket_id": ticket.pk, "contact_id": contact.pk}
+    return {
+        "key": raw,
+        "conversation_id": str(conversation.id),
+        "ticket_id": ticket.pk,
+        "contact_id": contact.pk,
+        "attachment_id": str(attachment.id),
+    }
 
 
 @pytest.fixture
@@ -96,6 +106,7 @@ def api_schema(api_server, fuzzer_data):
                 "tickets": {"values": [fuzzer_data["ticket_id"]]},
                 "contacts": {"values": [fuzzer_data["contact_id"]]},
                 "agents": {"values": ["ana"]},
+                "attachments": {"values": [fuzzer_data["attachment_id"]]},
             },
             # A body over the address's limit (REQUEST_BODY_LIMIT_API) is refused with 413 before it is read: as good
             # a rejection of invalid data as a 400.
@@ -123,6 +134,7 @@ def api_schema(api_server, fuzzer_data):
                 "path.conversation_id": sometimes("conversations"),
                 "path.ticket_id": sometimes("tickets"),
                 "path.contact_id": sometimes("contacts"),
+                "path.attachment_id": sometimes("attachments"),
                 "body.contact_id": sometimes("contacts"),
                 "body.agent": sometimes("agents"),
             },

@@ -282,6 +282,9 @@ HTTP: dict[tuple[str, str], dict] = {
     ("api:conversation_messages", "POST"): api_row(key_agent=400),
     ("api:message_post", "GET"): "shadowed",
     ("api:message_post", "POST"): "shadowed",
+    # A file of the widget's conversation (test_api_read covers another key's session: 404).
+    ("api:attachment_download", "GET"): api_row(key_read=200, key_admin=200),
+    ("api:attachment_download", "POST"): expect(everyone=405),
     ("api:conversation_export", "GET"): api_row(key_read=404, key_admin=200),
     ("api:conversation_export", "POST"): expect(everyone=405),
     ("api:ratings_list", "GET"): api_row(key_read=200, key_admin=200),
@@ -619,6 +622,8 @@ class World:
             values["conversation_id"] = str(self.api_session.id)
         if key == "knowledge-gap-draft":
             values["conversation_id"] = str(self.conversation_b.id)
+        if key == "api:attachment_download":  # the widget's conversation, which read keys see, and its file
+            values["conversation_id"] = str(self.conversation_a.id)
         path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[m.group(1)], route)
         path = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: values[m.group(1)], path)
         return "/" + path.lstrip("^").rstrip("$")

@@ -23,6 +23,8 @@ from chat.api.read_schemas import (
     RatingPage,
 )
 from chat.api.schemas import ErrorOut
+from chat.attachment_views import attachment_file_response
+from chat.attachments import ALLOWED
 from chat.models import ApiKey, Conversation
 
 router = Router(auth=read_auth, tags=["conversations"])
@@ -69,6 +71,30 @@ def conversation_messages(
         conversation=conversation, after_seq=filters.after_seq, with_notes=sees_notes(request)
     )
     return paginate(request, rows, paging)
+
+
+@router.get(
+    "/conversations/{conversation_id}/attachments/{attachment_id}",
+    response={200: None, **ERRORS_404},
+    summary="A file sent in a conversation",
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "The file's bytes, as the type its bytes were found to be (the attachment's "
+                "`content_type`); `?thumb=1`: an image's JPEG thumbnail.",
+                "content": {kind.content_type: {"schema": {"type": "string", "format": "binary"}} for kind in ALLOWED},
+            }
+        }
+    },
+)
+def attachment_download(request: HttpRequest, conversation_id: str, attachment_id: str, thumb: bool = False):
+    """The bytes of a file listed in a message's `attachments` (its `url`)."""
+    conversation = conversation_or_404(request, conversation_id)
+    attachment = selectors.attachment_find(conversation=conversation, attachment_id=attachment_id)
+    response = attachment_file_response(attachment, thumbnail=thumb) if attachment is not None else None
+    if response is None:
+        raise ApiError(404, "not_found", "There is no such file in this conversation.")
+    return response
 
 
 @router.get("/ratings", response={200: RatingPage, **ERRORS}, tags=["ratings"], summary="List ratings")

@@ -151,6 +151,11 @@ class AttachmentOut(Schema):
     content_type: str = Field(..., description="What the file's bytes are (checked), e.g. image/png.")
     size: int = Field(..., description="Bytes.")
     created_at: datetime.datetime
+    url: str = Field(..., description="Where the API serves its bytes (with the same key).")
+
+    @staticmethod
+    def resolve_url(obj) -> str:
+        return f"/api/v1/conversations/{obj.conversation_id}/attachments/{obj.id}"
 
 
 class MessageOut(Schema):

@@ -5,7 +5,7 @@ import uuid
 
 from django.db.models import Q, QuerySet
 
-from chat.models import ApiKey, Contact, Conversation, Message, Rating, Site
+from chat.models import ApiKey, Attachment, Contact, Conversation, Message, Rating, Site
 from chat.serializers import attachments_prefetch
 
 
@@ -72,6 +72,15 @@ def messages_filter(*, conversation: Conversation, after_seq: int = 0, with_note
     if not with_notes:
         rows = rows.exclude(role=Message.Role.NOTE)
     return rows.order_by("seq")
+
+
+def attachment_find(*, conversation: Conversation, attachment_id: str) -> Attachment | None:
+    """A file of the conversation by its id (None for an id that is not a UUID). Notes carry no files."""
+    try:
+        pk = uuid.UUID(attachment_id)
+    except ValueError:
+        return None
+    return Attachment.objects.filter(pk=pk, conversation=conversation).first()
 
 
 def ratings_filter(

@@ -236,6 +236,40 @@ def test_a_message_lists_its_files_read_in_one_query_for_the_page(reader):
     assert sum('"chat_attachment"' in q["sql"] for q in queries.captured_queries) == 1
 
 
+def test_a_key_downloads_a_listed_file_at_its_url_and_no_file_of_a_conversation_it_cannot_read(reader):
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    from chat import services
+    from chat.tests.test_attachments import image_bytes
+
+    photo = image_bytes("PNG", (640, 480))
+    conversation = conversation_at(timezone.now())
+    services.attachment_post_customer(conversation_id=conversation.id, upload=SimpleUploadedFile("sofa.png", photo))
+    [item] = reader.get(f"/api/v1/conversations/{conversation.id}/messages").json()["items"][0]["attachments"]
+    assert item["url"] == f"/api/v1/conversations/{conversation.id}/attachments/{item['id']}"
+
+    response = reader.get(item["url"])
+    assert response.status_code == 200 and b"".join(response.streaming_content) == photo
+    assert (response["Content-Type"], response["X-Content-Type-Options"]) == ("image/png", "nosniff")
+    assert response["Content-Disposition"] == 'inline; filename="sofa.png"'
+    thumb = reader.get(item["url"] + "?thumb=1")
+    assert thumb["Content-Type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(b"".join(thumb.streaming_content))).size == (320, 240)
+
+    # Not without a key, not under another conversation's id, nor in another key's API session.
+    assert Client().get(item["url"]).status_code == 401
+    elsewhere = conversation_at(timezone.now())
+    assert reader.get(f"/api/v1/conversations/{elsewhere.id}/attachments/{item['id']}").status_code == 404
+    assert reader.get(f"/api/v1/conversations/{conversation.id}/attachments/not-a-uuid").status_code == 404
+    _, other_key = client_for(["chat"])
+    Conversation.objects.filter(pk=conversation.pk).update(api_key=other_key)
+    missing = reader.get(item["url"])
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
 def test_private_notes_are_only_shown_to_keys_with_the_admin_scope(reader, admin_reader, agent):
     conversation = conversation_at(timezone.now())
     message(conversation, "customer", "Hello")

@@ -4,6 +4,7 @@ base. Screenshots go to artifacts/."""
 
 import asyncio
 import json
+import re
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -153,11 +154,13 @@ async def test_a_customer_asks_on_a_third_party_page_sees_the_reply_stream_and_k
     samples = await bot_text_samples(page)
     final = samples[-1]
     intermediate = [s for s in samples[:-1] if s.strip()]
-    # The reply appeared progressively, not all at once (a sentence at a time: the fact guard checks each): at least
-    # one state with text before the final one, which differs from it (samples are distinct). The model's reply
-    # may be two sentences or more (the prompt carries the time), so one intermediate state is all it can promise.
-    assert len(intermediate) >= 1 and intermediate[-1] != final, samples
-    assert all(final.startswith(s.strip()[:20]) for s in intermediate)
+    # The reply appeared progressively, a sentence at a time (the fact guard checks each before it is shown): a reply
+    # of two sentences or more shows a state with text before the final one. The greedy answer is usually several
+    # sentences, but it depends on the prompt's time and on what the llama.cpp instance cached before: once (in CI)
+    # it was one sentence, which is rightly shown whole (tests/test_end_to_end.py counts the socket's pieces alike).
+    sentences = len(re.findall(r"[.!?](?:\s|$)", final.strip()))
+    assert sentences >= 1 and len(intermediate) >= min(1, sentences - 1), samples
+    assert all(s != final and final.startswith(s.strip()[:20]) for s in intermediate), samples
     await page.wait_for_selector(".hd-typing", state="hidden")  # the typing indicator stopped
     await page.screenshot(path=str(artifacts_dir / "widget-en.png"))
 
