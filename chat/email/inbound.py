@@ -187,14 +187,11 @@ def inbound_route(mail: InboundEmail) -> str:
     if mail.subject.strip().lower() == "unsubscribe":  # the mailto of List-Unsubscribe
         email_suppress(address=customer)
         return _outcome("unsubscribed", mail, conversation_id)
-    content = reply_text(mail.text)
     kept, not_kept = files_checked(mail.files, language=conversation.language)
     try:
-        if not_kept:
-            content = "\n\n".join([content, *not_kept]).strip()
+        content = _content(reply_text(mail.text), not_kept)
         if not content and not kept:
             return _outcome("empty", mail, conversation_id)
-        content = content[: settings.CHAT_MAX_MESSAGE_CHARS]  # a long email is cut, not refused
         client_id = message_client_id(mail.message_id, content)
         if kept:
             _message, created = services.attachments_post_customer(
@@ -211,6 +208,16 @@ def inbound_route(mail: InboundEmail) -> str:
         for checked in kept:
             checked.close()
     return _outcome("posted" if created else "duplicate", mail, conversation_id)
+
+
+def _content(text: str, not_kept: list[str]) -> str:
+    """The message's text: the email's own words, cut to CHAT_MAX_MESSAGE_CHARS with room for the lines naming the
+    files not kept (a long email is cut, not refused)."""
+    notes = "\n\n".join(not_kept)
+    room = settings.CHAT_MAX_MESSAGE_CHARS - (len(notes) + 2 if notes else 0)
+    if len(text) > room:
+        text = text[: max(room - 1, 0)].rstrip() + "…"
+    return "\n\n".join(part for part in (text, notes) if part)[: settings.CHAT_MAX_MESSAGE_CHARS]
 
 
 def files_checked(files, *, language: str) -> tuple[list[CheckedFile], list[str]]:

@@ -337,3 +337,22 @@ def test_a_rate_limited_email_is_deferred_not_dropped_and_lands_when_sent_again(
     with smtplib.SMTP(receiver.hostname, receiver.port, timeout=10) as smtp:
         smtp.send_message(email)
     assert customer_messages(conversation)[-1].content == "Got it, thanks."
+
+
+@pytest.mark.django_db
+def test_a_long_email_is_cut_not_dropped_and_keeps_the_line_naming_a_file_not_kept(
+    inbound, media, settings, django_user_model
+):
+    settings.CHAT_MAX_MESSAGE_CHARS = 200
+    conversation, _ = conversation_with_agent(django_user_model)
+    fields = {
+        "recipient": reply_address(conversation.id),
+        "sender": "ann@example.com",
+        "body-plain": "word " * 100,
+        "attachment-1": SimpleUploadedFile("tool.exe", EXE_BYTES),
+        **signed(),
+    }
+    assert Client().post("/email/inbound/mailgun", fields).json() == {"status": "posted"}
+    content = customer_messages(conversation)[-1].content
+    note = "[Not attached: tool.exe (this type of file is not accepted)]"
+    assert len(content) == 200 and content.endswith("…\n\n" + note) and content.startswith("word word")

@@ -13,7 +13,7 @@ from PIL import Image
 
 from chat.models import Attachment, Message
 from tests.client import conversation_open
-from tests.e2e.test_widget import HostPages, customer_page, say, start_chat, stored_credentials
+from tests.e2e.widget import customer_page, say, start_chat, stored_credentials
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -28,21 +28,6 @@ def sofa_png() -> bytes:
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
-
-
-@pytest.fixture
-def host_pages(tmp_path):
-    pages = HostPages(tmp_path)
-    yield pages
-    pages.close()
-
-
-@pytest.fixture
-def shop(site, host_pages):
-    """The test site, allowing the host pages' origin (a third-party shop embedding the widget)."""
-    site.allowed_origins = host_pages.origin
-    site.save()
-    return site
 
 
 @database_sync_to_async

@@ -15,7 +15,7 @@ from chat import services
 from chat.access import conversation_reopen_link
 from chat.identity import VerifiedIdentity
 from chat.models import Contact, Conversation, Message
-from tests.e2e.test_widget import HostPages, customer_page, say, start_chat, stored, stored_conversation_id
+from tests.e2e.widget import HostPages, customer_page, say, start_chat, stored, stored_conversation_id
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -41,20 +41,6 @@ def account_page(pages: HostPages, helpdesk: str, site, user_id: str, name: str,
         ACCOUNT_PAGE.format(helpdesk=helpdesk, key=site.key, **{k: html.escape(v) for k, v in values.items()})
     )
     return f"{pages.origin}/{filename}"
-
-
-@pytest.fixture
-def shop(site, host_pages):
-    site.allowed_origins = host_pages.origin
-    site.save()
-    return site
-
-
-@pytest.fixture
-def host_pages(tmp_path):
-    pages = HostPages(tmp_path)
-    yield pages
-    pages.close()
 
 
 async def widget_texts(page, role: str) -> list[str]:
