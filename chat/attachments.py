@@ -44,14 +44,16 @@ class FileType:
     label: str
     extensions: tuple[str, ...]  # the first is added to a display name whose extension says otherwise
     pillow_format: str = ""  # what Pillow must recognise the bytes as (images)
-    inline: bool = False  # shown in the browser (images, PDF) rather than downloaded
+    # Shown in the browser rather than downloaded: images. A PDF is downloaded: Chrome will not run its PDF viewer in a
+    # document under the sandboxing CSP that files are served with ("This page has been blocked by Chrome").
+    inline: bool = False
 
 
 PNG = FileType("image/png", "PNG image", (".png",), "PNG", inline=True)
 JPEG = FileType("image/jpeg", "JPEG image", (".jpg", ".jpeg", ".jfif"), "JPEG", inline=True)
 GIF = FileType("image/gif", "GIF image", (".gif",), "GIF", inline=True)
 WEBP = FileType("image/webp", "WebP image", (".webp",), "WEBP", inline=True)
-PDF = FileType("application/pdf", "PDF document", (".pdf",), inline=True)
+PDF = FileType("application/pdf", "PDF document", (".pdf",))
 TEXT = FileType("text/plain", "text file", (".txt", ".log", ".csv"))
 ALLOWED = (PNG, JPEG, GIF, WEBP, PDF, TEXT)
 BY_CONTENT_TYPE = {kind.content_type: kind for kind in ALLOWED}

@@ -443,6 +443,15 @@ def test_a_text_file_is_downloaded_not_shown(client, conversation, no_reply):
     assert response["Content-Disposition"].startswith("attachment;") and ".html.txt" in response["Content-Disposition"]
 
 
+def test_a_pdf_is_a_download_as_chrome_blocks_its_viewer_under_the_sandboxing_csp(client, conversation, no_reply):
+    message, _ = services.attachment_post_customer(
+        conversation_id=conversation.id, upload=upload("label.pdf", PDF_BYTES)
+    )
+    response = download(client, message.attachments.get(), conversation.secret)
+    assert response["Content-Type"] == "application/pdf" and "sandbox" in response["Content-Security-Policy"]
+    assert response["Content-Disposition"] == 'attachment; filename="label.pdf"'
+
+
 # --- HTTP: the console's upload -----------------------------------------------------------------------------------
 
 

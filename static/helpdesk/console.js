@@ -291,9 +291,12 @@
       if (!url) continue;
       const link = el("a");
       link.href = url;
-      link.target = "_blank";
-      link.rel = "noopener";
       const thumb = file.is_image ? sameSitePath(file.thumbnail_url) : "";
+      // An image opens in a tab; any other file (a PDF too, served as a download) is saved under its name.
+      if (file.is_image) {
+        link.target = "_blank";
+        link.rel = "noopener";
+      } else link.download = file.name || "file";
       if (thumb) {
         const img = el("img");
         img.src = thumb;

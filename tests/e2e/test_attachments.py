@@ -3,6 +3,7 @@ sees it inline in the console; a disallowed file is refused with a clear message
 file's URL; the agent sends a file back. Against daphne and a Celery worker. Screenshots go to artifacts/."""
 
 import io
+from pathlib import Path
 
 import httpx
 import pytest
@@ -132,6 +133,12 @@ async def test_a_customer_sends_an_image_the_agent_sees_it_and_strangers_cannot_
     await customer.wait_for_selector(".hd-msg--agent .hd-file:has-text('return-label.pdf')", timeout=15_000)
     await agent.wait_for_selector("#conv-log .msg--agent .msg__file:has-text('return-label.pdf')")
     await agent.screenshot(path=str(artifacts_dir / "console-attachments.png"))
+    # A PDF is saved under its name, not opened in a tab (Chrome blocks its viewer under the files' sandboxing CSP).
+    async with agent.expect_download() as download_info:
+        await agent.click("#conv-log .msg--agent .msg__file:has-text('return-label.pdf')")
+    download = await download_info.value
+    assert download.suggested_filename == "return-label.pdf"
+    assert Path(await download.path()).read_bytes() == PDF_BYTES
 
     # The customer's own secret opens the file; another customer's secret, or none, finds nothing there.
     url = production_server + full_url
