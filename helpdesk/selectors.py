@@ -262,7 +262,9 @@ CONSOLE_FRAME_ACCESS: dict[str, tuple[str | None, str | None]] = {
     "claim": (None, None),
     "open": ("any", None),
     "message": ("own", None),
-    "note": ("own", None),
+    # A private note is for colleagues: any agent may leave one on any conversation (context for its assignee, a
+    # warning on a queued one), as in Zendesk and Chatwoot; the customer never receives it.
+    "note": ("any", None),
     "hand_back": ("own", None),
     "resolve": ("own", None),
     # Its service decides who: the last agent, or anyone if it had none (supervisors any).

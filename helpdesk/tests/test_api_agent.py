@@ -332,14 +332,19 @@ def test_acting_on_a_conversation_that_is_not_the_agents_is_refused_as_in_the_co
     api = api_as(ann)
     for action in ("hand_back", "resolve"):
         assert error_of(api.post(f"/api/v1/conversations/{theirs.id}/{action}")) == (409, "not_assigned"), action
-    for private in (False, True):
-        response = api.post(
-            f"/api/v1/conversations/{theirs.id}/messages",
-            {"content": "Hi", "private": private},
-            content_type="application/json",
-        )
-        assert error_of(response) == (409, "not_assigned")
-    assert theirs.messages.filter(role__in=("agent", "note")).count() == 0
+    reply = api.post(f"/api/v1/conversations/{theirs.id}/messages", {"content": "Hi"}, content_type="application/json")
+    assert error_of(reply) == (409, "not_assigned")
+    assert theirs.messages.filter(role="agent").count() == 0
+    # A private note is for colleagues, as in the console: on any conversation.
+    note = api.post(
+        f"/api/v1/conversations/{theirs.id}/messages",
+        {"content": "Called the courier", "private": True},
+        content_type="application/json",
+    )
+    assert note.status_code == 201
+    assert list(theirs.messages.filter(role="note").values_list("content", "author__username")) == [
+        ("Called the courier", "ann")
+    ]
     # A supervisor resolves any conversation, as in the console.
     manager = member("mia", role="manager")
     assert api_as(manager).post(f"/api/v1/conversations/{theirs.id}/resolve").json()["status"] == "resolved"

@@ -162,7 +162,7 @@ async def test_the_ticket_frame_needs_the_permission_to_change_tickets():
 # 6. Agents read any conversation but act on queued ones and their own only; supervisors act on any.
 
 
-async def test_an_agent_can_read_but_not_act_on_a_conversation_another_agent_holds():
+async def test_an_agent_can_read_and_annotate_but_not_act_on_a_conversation_another_agent_holds():
     ann = await database_sync_to_async(staff)("ann", groups=["agent"])
     bob = await database_sync_to_async(staff)("bob", groups=["agent"])
     conversation = await database_sync_to_async(queued)()
@@ -173,7 +173,6 @@ async def test_an_agent_can_read_but_not_act_on_a_conversation_another_agent_hol
     await console.send(type="open", conversation=str(conversation.id))
     assert (await console.next("conversation"))["conversation"]["assignee"] == "ann"  # reading is allowed
     for frame in (
-        {"type": "note", "content": "peeking"},
         {"type": "resolve"},
         {"type": "typing", "on": True},
         {"type": "suggest"},
@@ -187,21 +186,25 @@ async def test_an_agent_can_read_but_not_act_on_a_conversation_another_agent_hol
         assert (answer["type"], answer.get("code")) == ("error", "forbidden"), frame
     conversation = await database_sync_to_async(Conversation.objects.get)(pk=conversation.pk)
     assert conversation.status == Conversation.Status.AGENT and conversation.assignee_id == ann.pk
-    assert not await database_sync_to_async(conversation.messages.filter(role="note").exists)()
+    assert not await database_sync_to_async(conversation.messages.filter(role__in=("agent", "note")).exists)()
+    # A private note is for colleagues: Bob may leave one for Ann.
+    await console.send(type="note", conversation=str(conversation.id), content="She called yesterday")
+    assert (await console.next("note"))["message"]["content"] == "She called yesterday"
 
 
-async def test_an_agent_cannot_resolve_or_annotate_a_queued_conversation_without_claiming_it():
+async def test_an_agent_cannot_resolve_a_queued_conversation_without_claiming_it_but_may_annotate_it():
     bob = await database_sync_to_async(staff)("bob", groups=["agent"])
     conversation = await database_sync_to_async(queued)()
     console = await console_of(bob)
     await console.send(type="open", conversation=str(conversation.id))
     assert (await console.next("conversation"))["type"] == "conversation"  # reading the queue is allowed
-    for frame in ({"type": "note", "content": "x"}, {"type": "resolve"}):
-        await console.send(conversation=str(conversation.id), **frame)
-        answer = await console.next("conversation")
-        assert (answer["type"], answer.get("code")) == ("error", "forbidden")
+    await console.send(type="resolve", conversation=str(conversation.id))
+    answer = await console.next("conversation")
+    assert (answer["type"], answer.get("code")) == ("error", "forbidden")
+    await console.send(type="note", conversation=str(conversation.id), content="Refund already sent")
+    assert (await console.next("note"))["message"]["author"] == "bob"
     conversation = await database_sync_to_async(Conversation.objects.get)(pk=conversation.pk)
-    assert conversation.status == Conversation.Status.QUEUED
+    assert conversation.status == Conversation.Status.QUEUED and conversation.assignee_id is None
 
 
 async def test_a_manager_may_open_and_annotate_any_conversation():

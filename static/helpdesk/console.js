@@ -487,11 +487,10 @@
     $("btn-snooze").disabled = !(mine && status === "agent");
     $("btn-transfer").disabled = !mine;
     $("btn-send").disabled = !mine;
-    $("btn-note").disabled = !mine;
+    $("btn-note").disabled = false;  // a private note, for colleagues, on any conversation
     $("btn-suggest").disabled = !mine;
     $("btn-attach").disabled = !(mine && status === "agent");
-    input.disabled = !!held;
-    input.placeholder = held ? "Only " + current.assignee + " can reply." : "Reply to the customer…";
+    input.placeholder = held ? "Only " + current.assignee + " can reply; you can leave a private note." : "Reply to the customer…";
     $("conv-lock").hidden = !held;
     $("conv-lock-text").textContent = held ? current.assignee + " is replying to this customer; take it over to reply." : "";
     $("btn-take-over").disabled = status !== "agent";
@@ -684,7 +683,7 @@
   $("reply-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const content = input.value.trim();
-    if (!content || !current || pendingReply) return;
+    if (!content || !current || pendingReply || !isMine()) return;
     if (!socket || socket.readyState !== WebSocket.OPEN) {
       showError("Not connected: your reply stays in the box; send it again once the console is online.");
       return;

@@ -68,11 +68,18 @@ async def test_two_agents_see_each_other_and_only_the_assignee_replies_until_a_t
     await ann.wait_for_selector("#conv-viewers:has-text('Also viewing: bob')")
     await bob.wait_for_selector("#conv-viewers:has-text('Also viewing: ann')")
 
-    # Bob, who does not hold it, reads but cannot reply: his composer is disabled, and the server refuses anyway.
+    # Bob, who does not hold it, reads but cannot reply: his send button is disabled, and the server refuses anyway.
     await bob.wait_for_selector("#conv-lock:has-text('ann is replying')")
-    assert await bob.is_disabled("#reply-input") and await bob.is_disabled("#btn-send")
+    assert await bob.is_disabled("#btn-send") and await ann.is_enabled("#btn-send")
     assert await ann.is_hidden("#conv-lock") and await ann.is_enabled("#reply-input")
     assert await bob.evaluate(RAW_REPLY, conversation_id) == "forbidden"
+    # He may leave a private note for Ann, which she sees at once (the customer never does).
+    assert "private note" in await bob.get_attribute("#reply-input", "placeholder")
+    await bob.fill("#reply-input", "She called about this yesterday too")
+    await bob.press("#reply-input", "Enter")  # Enter sends a reply, which is not his to send: nothing goes
+    await bob.click("#btn-note")
+    await ann.wait_for_selector("#conv-log .msg--note:has-text('called about this yesterday')")
+    assert await bob.input_value("#reply-input") == ""
     # Every message shows its time, with the full date in its tooltip.
     stamp = bob.locator("#conv-log .msg--customer time").first
     assert await stamp.get_attribute("title") and await stamp.get_attribute("datetime")
@@ -88,7 +95,7 @@ async def test_two_agents_see_each_other_and_only_the_assignee_replies_until_a_t
     await bob.wait_for_selector("#conv-lock", state="hidden")
     assert await bob.is_enabled("#reply-input")
     await ann.wait_for_selector("#conv-lock:has-text('bob is replying')")
-    assert await ann.is_disabled("#reply-input")
+    assert await ann.is_disabled("#btn-send")
     await bob.fill("#reply-input", "Hi, Bob here, I'll sort out the replacement.")
     await bob.keyboard.press("Enter")
     for page in (ann, bob):
