@@ -238,11 +238,18 @@ def summary_from_knowledge(*, history: Sequence[ChatTurn], language: str, site: 
     lines = [f"Customer asks: {_clip(attachment_notes_for_staff(users[-1]), 200)}"]
     if len(users) > 1:
         lines.append(f"Before that: {_clip(attachment_notes_for_staff(users[-2]), 120)}")
-    question = without_attachment_notes(users[-1])  # the help center is searched for words, not file notes
-    retrieval = retrieve(question, language=language, site=site, context=users[-1 - CONTEXT_TURNS : -1])
-    if question and retrieval.best is not None:
-        extract = extract_answer(question, retrieval.relevant, context=users[-1 - CONTEXT_TURNS : -1], max_chars=160)
-        lines.append(f"Help center: “{extract.hit.title}”: {extract.text}")
+    # What the help center says of the newest question it answers: after "a person, please" that is the question
+    # before it. It is searched for words, not file notes.
+    for index in range(len(users) - 1, max(len(users) - 3, -1), -1):
+        question = without_attachment_notes(users[index])
+        if not question:
+            continue
+        context = users[max(0, index - CONTEXT_TURNS) : index]
+        retrieval = retrieve(question, language=language, site=site, context=context)
+        if retrieval.best is not None:
+            extract = extract_answer(question, retrieval.relevant, context=context, max_chars=160)
+            lines.append(f"Help center: “{extract.hit.title}”: {extract.text}")
+            break
     else:
         lines.append("Help center: nothing relevant found.")
     return "\n".join(lines)

@@ -7,7 +7,7 @@ import json
 import pytest
 from prometheus_client import REGISTRY
 
-from chat import assist, services
+from chat import assist, grounding, services
 from chat.api.keys import api_key_create
 from chat.dispatch import in_process_wait
 from chat.generation import GenerationRequest, Outcome, Publisher, generate
@@ -259,6 +259,19 @@ def test_the_summary_and_draft_for_agents_come_from_the_knowledge_base_on_a_smal
     draft = assist.reply_suggest(conversation_id=conversation.id, agent_username="ann")
     assert "$24.95" in draft
     assert fake_engine.calls == []  # neither was left to the small model
+
+
+@pytest.mark.django_db
+def test_after_a_bare_request_for_a_person_the_summary_quotes_the_help_center_on_the_question_before(knowledge):
+    history = [ChatTurn("user", "How much is express shipping?"), ChatTurn("user", "I want to talk to a human please")]
+    summary = grounding.summary_from_knowledge(history=history, language="en", site="").splitlines()
+    assert summary[:2] == [
+        "Customer asks: I want to talk to a human please",
+        "Before that: How much is express shipping?",
+    ]
+    assert summary[2].startswith("Help center: “Shipping and delivery”") and "$24.95" in summary[2]
+    unknown = [ChatTurn("user", "Do you sell parrots?"), ChatTurn("user", "a person please")]
+    assert grounding.summary_from_knowledge(history=unknown, language="en", site="").endswith("nothing relevant found.")
 
 
 @pytest.fixture

@@ -299,6 +299,12 @@
       } else link.download = file.name || "file";
       if (thumb) {
         const img = el("img");
+        const w = Number(file.width) || 0, h = Number(file.height) || 0;
+        if (w > 0 && h > 0) {  // its room kept before it loads, so the log stays scrolled to the newest message
+          const scale = Math.min(1, 240 / w, 240 / h);
+          img.width = Math.max(1, Math.round(w * scale));
+          img.height = Math.max(1, Math.round(h * scale));
+        }
         img.src = thumb;
         img.alt = file.name || "image";
         link.title = (file.name || "image") + " (open the full image)";
