@@ -5,7 +5,7 @@ Client frames: {"type": "claim" | "open", "conversation": id}, {"type": "message
 Server frames: "queue" (the whole list: on connect, then every CONSOLE_QUEUE_REFRESH_S), "queue_item" (one entry
 added or changed) and "queue_remove" (it left this agent's list), "conversation" (a conversation with its latest
 page of messages and `has_more`), "history" (an older page), "message", "note", "delta", "done", "status", "typing",
-"summary", "suggestion", "pong", "error".
+"summary", "suggestion", "pong", "ack" (a reply or note stored: its seq and client_id, also for a resend), "error".
 Also {"type": "history", "conversation", "before_seq"}: the page of messages before that sequence number;
 {"type": "ping"} answered with "pong". Each frame type has a rate limit (chat.frame_limits), and frames over the
 customer socket's size limit are refused unread.
@@ -302,8 +302,15 @@ class AgentConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
         )
 
     async def receive_note(self, frame: dict, conversation_id: str) -> None:
-        await database_sync_to_async(chat_services.note_post)(
-            conversation_id=conversation_id, agent=self.user, content=frame.get("content")
+        note = await database_sync_to_async(chat_services.note_post)(
+            conversation_id=conversation_id,
+            agent=self.user,
+            content=frame.get("content"),
+            client_id=str(frame.get("client_id", "")),
+        )
+        # Acknowledged like a reply: the console keeps the text in its box until then (a resend stores it once).
+        await self.send_json(
+            {"type": "ack", "conversation": conversation_id, "seq": note.seq, "client_id": note.client_id}
         )
 
     async def receive_hand_back(self, frame: dict, conversation_id: str) -> None:

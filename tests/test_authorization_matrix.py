@@ -437,7 +437,7 @@ CONSOLE_FRAMES = {
     "hand_back": console_row("ok", supervisors="error:not_assigned"),
     "resolve": console_row("ok"),
     "transfer": console_row("ok", supervisors="error:not_assigned"),
-    "note": console_row("ok", agent_other="ok"),  # a note for colleagues: on any conversation
+    "note": console_row("ack", agent_other="ack"),  # a note for colleagues: on any conversation
     "typing": console_row("ok"),
     "suggest": console_row("ok"),
     "ticket": console_row("ticket"),

@@ -298,6 +298,13 @@ async def test_an_agent_reads_a_conversation_another_holds_but_cannot_act_until_
     await bob_console.send(type="message", conversation=str(conversation.id), content="hi", client_id="x")
     answer = await bob_console.next("ack")
     assert (answer["type"], answer.get("code")) == ("error", "forbidden")
+    # A private note is for colleagues: acknowledged like a reply, and a resend (same client_id) stored once.
+    for _ in range(2):
+        await bob_console.send(type="note", conversation=str(conversation.id), content="VIP", client_id="n-1")
+        ack = await bob_console.next("ack")
+        assert (ack["type"], ack["client_id"]) == ("ack", "n-1")
+    notes = Message.objects.filter(conversation=conversation, role="note", author=bob, client_id="n-1")
+    assert await database_sync_to_async(notes.count)() == 1
 
     await bob_console.send(type="take_over", conversation=str(conversation.id))
     status = await bob_console.next("status")

@@ -11,7 +11,7 @@
   const queue = new Map();  // conversation id -> list entry, with `since` (ms, the agent's clock) for its timers
   const rendered = new Map();  // seq -> {li, body}
   let typingTimer = null, typingSent = false, customerTypingTimer = null, agentTypingTimer = null;
-  let pendingReply = null;  // {clientId, content} of the reply sent and not yet acknowledged
+  let pendingReply = null;  // {clientId, content} of the reply or note sent and not yet acknowledged
   let nextCursor = null;  // the resolved view's next page
   const viewers = new Set();  // the other agents viewing the open conversation
   const knownQueued = new Set();  // conversations known to be waiting: a newcomer among them is alerted once
@@ -700,10 +700,14 @@
   });
   $("btn-note").addEventListener("click", () => {
     const content = input.value.trim();
-    if (!content || !current) return;
-    send({type: "note", conversation: current.id, content});
-    input.value = "";
-    stopTyping();
+    if (!content || !current || pendingReply) return;
+    if (!socket || socket.readyState !== WebSocket.OPEN) {
+      showError("Not connected: your note stays in the box; add it again once the console is online.");
+      return;
+    }
+    // As a reply: the note stays in the box until the server acknowledges it.
+    pendingReply = {clientId: crypto.randomUUID ? crypto.randomUUID() : String(Date.now()), content};
+    send({type: "note", conversation: current.id, content, client_id: pendingReply.clientId});
   });
   $("ticket-form").addEventListener("submit", (ev) => {
     ev.preventDefault();

@@ -79,7 +79,7 @@ async def test_two_agents_see_each_other_and_only_the_assignee_replies_until_a_t
     await bob.press("#reply-input", "Enter")  # Enter sends a reply, which is not his to send: nothing goes
     await bob.click("#btn-note")
     await ann.wait_for_selector("#conv-log .msg--note:has-text('called about this yesterday')")
-    assert await bob.input_value("#reply-input") == ""
+    await bob.wait_for_function("() => document.querySelector('#reply-input').value === ''")  # acknowledged
     # Every message shows its time, with the full date in its tooltip.
     stamp = bob.locator("#conv-log .msg--customer time").first
     assert await stamp.get_attribute("title") and await stamp.get_attribute("datetime")

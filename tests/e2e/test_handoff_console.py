@@ -61,6 +61,7 @@ async def test_customer_and_agent_talk_live_through_a_handoff(browser, productio
     await agent.fill("#reply-input", "VIP customer, offer a refund")
     await agent.click("#btn-note")
     await agent.wait_for_selector("#conv-log .msg--note:has-text('VIP customer')")
+    await agent.wait_for_function("() => document.querySelector('#reply-input').value === ''")  # acknowledged
     await agent.screenshot(path=str(artifacts_dir / "console-conversation.png"))
     await customer.wait_for_timeout(1000)
     assert "VIP customer" not in await customer.text_content(".hd-log")
