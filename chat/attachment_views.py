@@ -6,7 +6,8 @@ in the address. A download is also answered to signed-in staff with the console 
 console being on the helpdesk's own origin). Anyone else gets the same 404 as for an attachment that does not exist.
 
 A file is served as what its bytes were found to be (chat.attachments), never as a page: nosniff, a sandboxing
-Content-Security-Policy, inline only for images and PDF, private caching.
+Content-Security-Policy, inline only for images (a PDF is a download: Chrome blocks its viewer under that CSP),
+private caching.
 """
 
 from collections.abc import Callable
@@ -156,7 +157,7 @@ def attachment_upload(request: HttpRequest, conversation_id) -> HttpResponse:
 
 def attachment_file_response(attachment: Attachment, *, thumbnail: bool = False) -> FileResponse | None:
     """The file (or an image's thumbnail) as served everywhere: as what its bytes are, never as a page (nosniff, a
-    sandboxing CSP, inline only for images and PDF, privately cached). None when it is not stored (any more)."""
+    sandboxing CSP, inline only for images, privately cached). None when it is not stored (any more)."""
     stored = attachment.thumbnail if thumbnail else attachment.file
     if not stored.name:
         return None

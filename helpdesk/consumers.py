@@ -291,7 +291,15 @@ class AgentConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
         await self.send_json({"type": "pong"})
 
     async def receive_message(self, frame: dict, conversation_id: str) -> None:
-        message = await database_sync_to_async(chat_services.message_post_agent)(
+        await self._post_acknowledged(chat_services.message_post_agent, frame, conversation_id)
+
+    async def receive_note(self, frame: dict, conversation_id: str) -> None:
+        await self._post_acknowledged(chat_services.note_post, frame, conversation_id)
+
+    async def _post_acknowledged(self, post, frame: dict, conversation_id: str) -> None:
+        """A reply or a note, acknowledged with its seq and client_id (also for a resend, stored once): the console
+        keeps the text in its box until then."""
+        message = await database_sync_to_async(post)(
             conversation_id=conversation_id,
             agent=self.user,
             content=frame.get("content"),
@@ -299,18 +307,6 @@ class AgentConsumer(FrameLimitedConsumer, AsyncWebsocketConsumer):
         )
         await self.send_json(
             {"type": "ack", "conversation": conversation_id, "seq": message.seq, "client_id": message.client_id}
-        )
-
-    async def receive_note(self, frame: dict, conversation_id: str) -> None:
-        note = await database_sync_to_async(chat_services.note_post)(
-            conversation_id=conversation_id,
-            agent=self.user,
-            content=frame.get("content"),
-            client_id=str(frame.get("client_id", "")),
-        )
-        # Acknowledged like a reply: the console keeps the text in its box until then (a resend stores it once).
-        await self.send_json(
-            {"type": "ack", "conversation": conversation_id, "seq": note.seq, "client_id": note.client_id}
         )
 
     async def receive_hand_back(self, frame: dict, conversation_id: str) -> None:
